@@ -1,0 +1,30 @@
+"""blockgraph: neural-network architectures as YAML graphs of blocks, compiled to PyTorch.
+
+The public API follows the pipeline: `load` (text -> Spec), `analyze` (Spec -> checked graph
+with shapes, parameters, MACs, receptive fields), `build` (-> torch.fx.GraphModule).
+Every problem is a `SpecError` whose `errors` are located `Problem`s.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .analysis import Analysis, analyze
+from .errors import Loc, Problem, SpecError
+from .spec import Spec, load
+
+if TYPE_CHECKING:
+    import torch
+
+__version__ = "0.1.0"
+
+
+def build(spec_or_path, device=None, dtype=None, seed: int | None = None,
+          vars: dict[str, Any] | None = None) -> "torch.fx.GraphModule":
+    """Compile a spec, a path or YAML text to a `torch.fx.GraphModule` (see compiler.fx)."""
+    from .fx import build as _build
+
+    return _build(spec_or_path, device=device, dtype=dtype, seed=seed, vars=vars)
+
+
+__all__ = ["Analysis", "Loc", "Problem", "Spec", "SpecError", "analyze", "build", "load", "__version__"]

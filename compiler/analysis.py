@@ -1,0 +1,132 @@
+"""Checked graph -> per-node numbers: parameters, MACs, receptive field, activation memory.
+
+Parameters are counted by building each node's module on PyTorch's meta device, which
+allocates no memory, so the counts are exactly what `build` will create. Identical nodes
+(repeats) are counted once and reused.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .blocks.base import Shape
+from .errors import Problem
+from .graph import Graph, check
+from .spec import Spec
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+
+
+@dataclass
+class NodeStats:
+    id: str
+    op: str
+    inputs: list[str]
+    shape: Shape
+    params: int
+    """Trainable parameters."""
+    buffers: int
+    """Non-trainable state (batch-norm running statistics)."""
+    macs: int
+    rf: int
+    """Receptive field: input pixels (along one axis) that can affect one output value."""
+    jump: int
+    """Effective stride: input pixels between neighbouring outputs."""
+    activation_bytes: int
+    """Bytes of this node's output for the analysis batch size and dtype."""
+    group: tuple[str, ...] = ()
+    line: int = 0
+
+
+@dataclass
+class Analysis:
+    """What `compiler.analyze` returns: the checked graph and its numbers."""
+
+    spec: Spec
+    graph: Graph
+    nodes: list[NodeStats]
+    batch: int = 1
+    dtype: str = "float32"
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def params(self) -> int:
+        return sum(n.params for n in self.nodes)
+
+    @property
+    def buffers(self) -> int:
+        return sum(n.buffers for n in self.nodes)
+
+    @property
+    def macs(self) -> int:
+        return sum(n.macs for n in self.nodes)
+
+    @property
+    def weight_bytes(self) -> int:
+        return (self.params + self.buffers) * DTYPE_BYTES[self.dtype]
+
+    @property
+    def activation_bytes(self) -> int:
+        return sum(n.activation_bytes for n in self.nodes)
+
+    def node(self, node_id: str) -> NodeStats:
+        return next(n for n in self.nodes if n.id == node_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.spec.name,
+            "inputs": {k: list(v) for k, v in self.spec.inputs.items()},
+            "outputs": {o: list(self.graph.shapes[o]) for o in self.graph.outputs},
+            "batch": self.batch,
+            "dtype": self.dtype,
+            "nodes": [{**asdict(n), "shape": list(n.shape), "group": list(n.group)} for n in self.nodes],
+            "totals": {"params": self.params, "buffers": self.buffers, "macs": self.macs,
+                       "weight_bytes": self.weight_bytes, "activation_bytes": self.activation_bytes},
+            "warnings": [str(w) for w in self.warnings],
+        }
+
+
+def count_parameters(block, in_shapes: list[Shape], cache: dict) -> tuple[int, int]:
+    key = (block, tuple(in_shapes))
+    hit = cache.get(key)
+    if hit is None:
+        import torch
+
+        with torch.device("meta"):
+            module = block.build(list(in_shapes))
+        if module is None:
+            hit = (0, 0)
+        else:
+            params = sum(p.numel() for p in module.parameters() if p.requires_grad)
+            buffers = sum(b.numel() for b in module.buffers() if b.dtype.is_floating_point)
+            hit = (params, buffers)
+        cache[key] = hit
+    return hit
+
+
+def analyze(spec: Spec, batch: int = 1, dtype: str = "float32") -> Analysis:
+    """Check `spec` (raising SpecError on problems) and compute its per-node numbers."""
+    if dtype not in DTYPE_BYTES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPE_BYTES)}")
+    graph = check(spec)
+    cache: dict = {}
+    rf: dict[str, tuple[int, int]] = {name: (1, 1) for name in spec.inputs}
+    rows = []
+    for node_id in graph.order:
+        node = spec.node(node_id)
+        refs = graph.inputs[node_id]
+        in_shapes = graph.in_shapes(node_id)
+        shape = graph.shapes[node_id]
+        params, buffers = count_parameters(node.block, in_shapes, cache)
+        k, s = node.block.window(in_shapes) if all(len(x) == 3 for x in in_shapes) else (1, 1)
+        field_in = max(rf[r][0] for r in refs)
+        jump_in = max(rf[r][1] for r in refs)
+        rf[node_id] = (field_in + (k - 1) * jump_in, jump_in * s)
+        rows.append(NodeStats(
+            id=node_id, op=node.op, inputs=refs, shape=shape, params=params, buffers=buffers,
+            macs=node.block.macs(in_shapes, shape), rf=rf[node_id][0], jump=rf[node_id][1],
+            activation_bytes=batch * math.prod(shape) * DTYPE_BYTES[dtype], group=node.group,
+            line=node.loc.line))
+    return Analysis(spec, graph, rows, batch, dtype, graph.warnings)

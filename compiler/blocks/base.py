@@ -1,0 +1,114 @@
+"""The contract every block kind keeps: a pydantic schema, a shape rule, a builder, a cost.
+
+A block kind is one class in one file (``blocks/conv.py`` ...), registered under its YAML
+``op`` name. The rest of blockgraph never branches on the kind: the spec stage validates a
+node's arguments with the class, the graph stage calls `out_shape`, `macs` and `window`, and
+the compiler calls `build` and `emit`. YAML never states input channels: `build` receives the
+inferred input shapes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import ShapeError
+
+if TYPE_CHECKING:  # torch is imported lazily so `validate` stays fast
+    import torch.fx
+    from torch import nn
+
+Shape = tuple[int, ...]
+
+
+def fmt(shape: Shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+class Emitter(Protocol):
+    """What a block sees of the fx graph under construction (implemented in compiler.fx)."""
+
+    module: "nn.Module | None"
+
+    def call_module(self, args: list, child: str | None = None, name: str | None = None) -> "torch.fx.Node": ...
+
+    def call_function(self, fn: Any, args: tuple, kwargs: dict | None = None,
+                      name: str | None = None) -> "torch.fx.Node": ...
+
+
+class Block(BaseModel):
+    """Base class of every block kind; subclasses declare `op: Literal["name"]` and fields."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True,
+                              use_attribute_docstrings=True)
+
+    family: ClassVar[str] = "other"
+    """Op family: picks the init policy and the colour in renderings."""
+    min_inputs: ClassVar[int] = 1
+    max_inputs: ClassVar[int | None] = 1
+    names_inputs: ClassVar[bool] = False
+    """`out_shape` takes `names=` (the input node ids) to word its errors."""
+
+    # -- shape and cost -------------------------------------------------------------------
+    def out_shape(self, in_shapes: list[Shape]) -> Shape:
+        """The per-sample output shape, or a ShapeError that says what is wrong."""
+        raise NotImplementedError
+
+    def macs(self, in_shapes: list[Shape], out_shape: Shape) -> int:
+        """Multiply-accumulates of one sample (conv and linear work; cheap ops count 0)."""
+        return 0
+
+    def window(self, in_shapes: list[Shape]) -> tuple[int, int]:
+        """(kernel extent, stride) along a spatial axis, for receptive fields."""
+        return 1, 1
+
+    # -- modules --------------------------------------------------------------------------
+    def build(self, in_shapes: list[Shape]) -> "nn.Module | None":
+        """The module holding this node's weights, or None for a stateless op."""
+        return None
+
+    def emit(self, em: Emitter, args: list) -> "torch.fx.Node":
+        """Add this node's computation to the fx graph. Default: call the built module,
+        inlining the children of a named `nn.Sequential` so the generated code shows them."""
+        from torch import nn
+
+        if isinstance(em.module, nn.Sequential):
+            value = args[0]
+            names = [n for n, _ in em.module.named_children()]
+            for i, child in enumerate(names):
+                last = i == len(names) - 1
+                value = em.call_module([value], child=child, name=None if last else child)
+            return value
+        return em.call_module(args)
+
+    # -- helpers for subclasses ------------------------------------------------------------
+    @classmethod
+    def op_name(cls) -> str:
+        return cls.model_fields["op"].default
+
+    def args(self) -> dict[str, Any]:
+        """The arguments as a user would write them (no defaults, no `op`)."""
+        return self.model_dump(exclude={"op"}, exclude_defaults=True, mode="json")
+
+
+def expect_rank(op: str, shape: Shape, rank: int, hint: str = "") -> None:
+    if len(shape) != rank:
+        what = {1: "a flat vector [features]", 3: "a feature map [channels, height, width]"}[rank]
+        raise ShapeError(f"{op} expects {what}. Received: input shape {fmt(shape)}" + (f"; {hint}" if hint else ""))
+
+
+def pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    if isinstance(value, (tuple, list)):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def conv_out(size: int, k: int, stride: int, pad: int, dilation: int = 1, ceil: bool = False) -> int:
+    span = size + 2 * pad - dilation * (k - 1) - 1
+    if ceil:
+        out = -(-span // stride) + 1
+        if (out - 1) * stride >= size + pad:  # PyTorch: the last window must start inside the input
+            out -= 1
+        return out
+    return span // stride + 1

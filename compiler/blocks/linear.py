@@ -1,0 +1,51 @@
+"""`linear`: a fully connected layer on a flat feature vector, optionally with norm and act.
+
+```yaml
+- {op: flatten}
+- {id: fc6, op: linear, out: 4096, act: relu}
+- {id: fc8, op: linear, out: $classes}
+```
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Literal
+
+from pydantic import PositiveInt
+
+from .base import Block, Shape, expect_rank
+from .common import Act, Norm
+from .registry import register
+
+
+@register
+class Linear(Block):
+    op: Literal["linear"] = "linear"
+    out: PositiveInt
+    """Output features."""
+    bias: bool = True
+    """Add a learned bias."""
+    norm: Norm | None = None
+    """Normalisation fused after the layer (batch norm over features, or layer norm)."""
+    act: Act | None = None
+    """Activation fused after the layer (after the norm)."""
+
+    family = "linear"
+
+    def out_shape(self, in_shapes: list[Shape]) -> Shape:
+        expect_rank("linear", in_shapes[0], 1, "add {op: flatten} or {op: gap} before it")
+        return (self.out,)
+
+    def macs(self, in_shapes: list[Shape], out_shape: Shape) -> int:
+        return in_shapes[0][0] * self.out
+
+    def build(self, in_shapes: list[Shape]):
+        from torch import nn
+
+        parts: OrderedDict[str, nn.Module] = OrderedDict(linear=nn.Linear(in_shapes[0][0], self.out, self.bias))
+        if self.norm is not None:
+            parts["norm"] = self.norm.module((self.out,))
+        if self.act is not None:
+            parts["act"] = self.act.module(inplace=True)
+        return nn.Sequential(parts)

@@ -1,0 +1,169 @@
+"""The `blockgraph` command: a thin shell over compiler.load / analyze / build.
+
+Exit status: 0 success, 1 a spec error (each printed as FILE:LINE:COL: message, never a
+traceback), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from .errors import Loc, Problem, SpecError
+
+
+def _parse_var(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    name, _, raw = text.partition("=")
+    from .source import parse
+
+    try:
+        value = parse(f"v: {raw}").data["v"] if raw.strip() else raw
+    except SpecError:
+        value = raw
+    return name.strip(), value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="blockgraph", description="Neural networks as YAML graphs of blocks.")
+    p.add_argument("--version", action="version", version=f"blockgraph {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_vars(cmd: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        cmd.add_argument("--var", "-D", action="append", default=[], type=_parse_var, metavar="NAME=VALUE",
+                         help="override a var of the spec (repeatable)")
+        return cmd
+
+    v = with_vars(sub.add_parser("validate", help="check specs: syntax, keys, wiring and shapes"))
+    v.add_argument("files", nargs="+", metavar="FILE")
+    v.add_argument("-q", "--quiet", action="store_true", help="print problems only")
+    s = with_vars(sub.add_parser("summary", help="per-node shapes, parameters, MACs, receptive fields"))
+    s.add_argument("file", metavar="FILE")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--batch", type=int, default=1, help="batch size for activation memory (default 1)")
+    s.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64"])
+    b = with_vars(sub.add_parser("build", help="compile to a PyTorch module and report it"))
+    b.add_argument("file", metavar="FILE")
+    b.add_argument("--code", action="store_true", help="print the generated forward()")
+    return p
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+
+
+def _cmd_validate(args) -> int:
+    from .graph import check
+    from .spec import load
+
+    status = 0
+    for path in args.files:
+        try:
+            spec = load(path, vars=dict(args.var))
+            graph = check(spec)
+        except SpecError as exc:
+            _print_problems(exc.errors)
+            status = 1
+            continue
+        _print_problems(graph.warnings)
+        if not args.quiet:
+            outs = ", ".join(f"{o} {list(graph.shapes[o])}" for o in graph.outputs)
+            print(f"{path}: ok: {len(spec.nodes)} nodes; outputs: {outs}")
+    return status
+
+
+def _human(n: float, unit: str = "") -> str:
+    for suffix, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{suffix}{unit}"
+    return f"{n:.0f}{unit}"
+
+
+def _bytes(n: int) -> str:
+    for suffix, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.2f} {suffix}"
+    return f"{n} B"
+
+
+def format_summary(analysis) -> str:
+    header = ("node", "op", "output", "params", "MACs", "RF", "jump", "memory")
+    rows = []
+    for n in analysis.nodes:
+        rows.append((n.id, n.op, "x".join(map(str, n.shape)), f"{n.params:,}", _human(n.macs),
+                     str(n.rf), str(n.jump), _bytes(n.activation_bytes)))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    right = {3, 4, 5, 6, 7}
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    out = [f"{analysis.spec.name}: " + ", ".join(f"{k} {list(v)}" for k, v in analysis.spec.inputs.items()),
+           line(header), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows]
+    out.append("  ".join("-" * w for w in widths))
+    out.append(f"parameters: {analysis.params:,} trainable, {analysis.buffers:,} in buffers")
+    out.append(f"MACs: {analysis.macs:,} ({_human(analysis.macs)}) per sample")
+    out.append(f"weights: {_bytes(analysis.weight_bytes)}; activations: {_bytes(analysis.activation_bytes)} "
+               f"at batch {analysis.batch}, {analysis.dtype}")
+    return "\n".join(out)
+
+
+def _cmd_summary(args) -> int:
+    from .analysis import analyze
+    from .spec import load
+
+    if args.batch < 1:
+        print("blockgraph summary: error: --batch must be at least 1", file=sys.stderr)
+        return 2
+    spec = load(args.file, vars=dict(args.var))
+    analysis = analyze(spec, batch=args.batch, dtype=args.dtype)
+    _print_problems(analysis.warnings)
+    print(json.dumps(analysis.to_dict(), indent=2) if args.json else format_summary(analysis))
+    return 0
+
+
+def _cmd_build(args) -> int:
+    from .fx import build
+
+    module = build(args.file, vars=dict(args.var))
+    if args.code:
+        print(module.code.strip("\n"))
+    else:
+        n = sum(p.numel() for p in module.parameters())
+        print(f"{args.file}: built {type(module).__name__} with {n:,} parameters")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler = {"validate": _cmd_validate, "summary": _cmd_summary, "build": _cmd_build}[args.command]
+    try:
+        return handler(args)
+    except SpecError as exc:
+        _print_problems(exc.errors)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `blockgraph summary X | head`
+        sys.stderr.close()
+        return 0
+    except Exception as exc:  # a bug of ours: still no traceback for the user
+        print(f"{Loc(getattr(args, 'file', '-'), 1, 1)}: internal error: {type(exc).__name__}: {exc} "
+              "(please report this with the spec)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Weight and bias initialisation policies, chosen per op family and overridable per node.
+
+```yaml
+init:
+  seed: 0                         # same seed, same weights
+  conv: {weight: {kind: he_normal, mode: fan_out}, bias: zeros}
+  linear: {weight: {kind: normal, std: 0.01}}
+  bias: zeros                     # every family's bias unless the family says otherwise
+nodes:
+  - {op: conv, out: 64, init: {weight: xavier_uniform, bias: {kind: constant, value: 0.1}}}
+```
+A rule given as a bare name (``conv: he_normal``) sets the weight. Families: `conv`
+(nn.Conv*), `linear` (nn.Linear), `norm` (batch/layer/instance/group norm: weight is the
+scale gamma, bias the shift beta). Parameters no rule mentions keep PyTorch's own default
+initialisation. The policies follow Glorot & Bengio 2010 (xavier) and He et al. 2015 (he).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Kind = Literal["default", "uniform", "normal", "xavier_uniform", "xavier_normal", "he_uniform",
+               "he_normal", "zeros", "ones", "constant", "orthogonal"]
+Family = Literal["conv", "linear", "norm"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True,
+                              use_attribute_docstrings=True)
+
+
+class Initializer(_Model):
+    """One tensor's initialisation."""
+
+    kind: Kind
+    """default (PyTorch's), uniform, normal, xavier_uniform, xavier_normal, he_uniform,
+    he_normal, zeros, ones, constant, orthogonal."""
+    a: float = Field(0.01, gt=0)
+    """uniform: values are drawn from [-a, a] (the seed's small uniform init)."""
+    mean: float = 0.0
+    """normal: mean."""
+    std: float = Field(0.01, gt=0)
+    """normal: standard deviation."""
+    gain: float = Field(1.0, gt=0)
+    """xavier and orthogonal: scaling factor."""
+    mode: Literal["fan_in", "fan_out"] = "fan_in"
+    """he: preserve the variance of the forward (fan_in) or backward (fan_out) pass."""
+    nonlinearity: Literal["relu", "leaky_relu", "linear", "tanh", "sigmoid"] = "relu"
+    """he: the activation that follows."""
+    slope: float = Field(0.01, ge=0)
+    """he with leaky_relu: its negative slope."""
+    value: float = 0.1
+    """constant: the value (a small positive bias keeps ReLUs alive at the start)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value):
+        return {"kind": value} if isinstance(value, str) else value
+
+    def apply(self, tensor) -> None:
+        from torch import nn
+
+        k = self.kind
+        if k == "default":
+            return
+        if k == "uniform":
+            nn.init.uniform_(tensor, -self.a, self.a)
+        elif k == "normal":
+            nn.init.normal_(tensor, self.mean, self.std)
+        elif k == "zeros":
+            nn.init.zeros_(tensor)
+        elif k == "ones":
+            nn.init.ones_(tensor)
+        elif k == "constant":
+            nn.init.constant_(tensor, self.value)
+        elif tensor.dim() < 2:
+            raise ValueError(f"{k} initialisation needs a weight matrix, not a vector; use it for weights")
+        elif k == "xavier_uniform":
+            nn.init.xavier_uniform_(tensor, self.gain)
+        elif k == "xavier_normal":
+            nn.init.xavier_normal_(tensor, self.gain)
+        elif k == "orthogonal":
+            nn.init.orthogonal_(tensor, self.gain)
+        else:
+            fn = nn.init.kaiming_uniform_ if k == "he_uniform" else nn.init.kaiming_normal_
+            fn(tensor, a=self.slope if self.nonlinearity == "leaky_relu" else 0, mode=self.mode,
+               nonlinearity=self.nonlinearity)
+
+
+class Rule(_Model):
+    """How to initialise the weight and the bias of one family (or one node)."""
+
+    weight: Initializer | None = None
+    """The weight (kernel, matrix, or norm scale)."""
+    bias: Initializer | None = None
+    """The bias (or norm shift)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value):
+        return {"weight": value} if isinstance(value, str) else value
+
+
+class InitPolicy(_Model):
+    """The spec's `init:` section."""
+
+    seed: int | None = Field(None, ge=0)
+    """Seed of the random initialisation; the same seed gives the same weights."""
+    conv: Rule | None = None
+    """Convolutions."""
+    linear: Rule | None = None
+    """Fully connected layers."""
+    norm: Rule | None = None
+    """Normalisation layers (weight = gamma, bias = beta)."""
+    bias: Initializer | None = None
+    """Bias of every family that does not set its own."""
+
+
+def family_of(module) -> Family | None:
+    from torch import nn
+
+    if isinstance(module, (nn.modules.conv._ConvNd,)):
+        return "conv"
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)):
+        return "norm"
+    return None
+
+
+def reset(module) -> None:
+    """PyTorch's default initialisation of every submodule (parameters and running stats)."""
+    for sub in module.modules():
+        if hasattr(sub, "reset_parameters"):
+            sub.reset_parameters()
+
+
+def apply(module, policy: InitPolicy, override: Rule | None = None) -> None:
+    """Initialise `module` (one node's) by `override` first, then the family rule, then the
+    spec-wide bias; anything unmentioned keeps PyTorch's default."""
+    for sub in module.modules():
+        family = family_of(sub)
+        if family is None:
+            continue
+        rule: Rule | None = getattr(policy, family)
+        weight = (override and override.weight) or (rule and rule.weight)
+        bias = (override and override.bias) or (rule and rule.bias) or policy.bias
+        if weight is not None and getattr(sub, "weight", None) is not None:
+            weight.apply(sub.weight.data)
+        if bias is not None and getattr(sub, "bias", None) is not None:
+            bias.apply(sub.bias.data)
+
+
+def fan_in(tensor) -> int:
+    """Inputs feeding each output unit (used by tests to check he/xavier variances)."""
+    return tensor.shape[1] * math.prod(tensor.shape[2:])
