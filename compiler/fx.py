@@ -79,22 +79,24 @@ def build_graph_module(graph: Graph) -> torch.fx.GraphModule:
     values: dict[str, torch.fx.Node] = {}
     for name in spec.inputs:
         values[name] = fx_graph.placeholder(_python_name(name))
-    cache: dict = {}
+    installed: dict[str, nn.Module] = {}
     for node_id in graph.order:
         node = spec.node(node_id)
-        in_shapes = graph.in_shapes(node_id)
         with torch.device("meta"):
-            key = (node.block, tuple(in_shapes))
-            module = node.block.build(in_shapes)
-        cache[key] = True
+            module = node.block.build(graph.in_shapes(node_id))
         if module is not None:
             _install(root, node_id, module)
+            installed[node_id] = module
         emitter = _Emitter(fx_graph, node_id, module, str(node.loc))
         values[node_id] = node.block.emit(emitter, [values[r] for r in graph.inputs[node_id]])
     results = [values[o] for o in graph.outputs]
     fx_graph.output(results[0] if len(results) == 1 else tuple(results))
     fx_graph.lint()
     gm = torch.fx.GraphModule(root, fx_graph, class_name=_class_name(spec.name))
+    # GraphModule copies only the called children and rebuilds their parents as bare
+    # Modules; put each node's own module back so `model.conv1(x)` still works.
+    for node_id, module in installed.items():
+        _install(gm, node_id, module)
     gm.meta["blockgraph"] = {"name": spec.name, "outputs": list(spec.outputs), "file": spec.file}
     return gm
 

@@ -20,6 +20,7 @@ from .registry import register
 class Add(Block):
     op: Literal["add"] = "add"
     family = "merge"
+    examples = [({}, [(3, 4, 4), (3, 4, 4)]), ({}, [(5,), (5,), (5,)])]
     min_inputs = 2
     names_inputs = True
     max_inputs = None

@@ -37,6 +37,8 @@ class AvgPool(Block):
     size: IntPair | None = None
     """Adaptive pooling: the output height and width, whatever the input size."""
     family = "pool"
+    examples = [({"k": 2}, [(3, 8, 8)]), ({"k": 3, "stride": 1, "pad": 1, "count_pad": False}, [(2, 5, 5)]),
+                ({"k": 3, "stride": 2, "ceil": True}, [(2, 10, 10)]), ({"size": [2, 3]}, [(4, 7, 9)])]
 
     @model_validator(mode="after")
     def _k_or_size(self):

@@ -47,6 +47,8 @@ class Block(BaseModel):
     """Op family: picks the init policy and the colour in renderings."""
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1
+    examples: ClassVar[list[tuple[dict, list[Shape]]]] = []
+    """Valid (arguments, input shapes) pairs: the registry test runs every block on them."""
     names_inputs: ClassVar[bool] = False
     """`out_shape` takes `names=` (the input node ids) to word its errors."""
 

@@ -52,6 +52,13 @@ class Conv(Block):
     """Order of the fused parts; `norm-act-conv` is the pre-activation unit of He et al. 2016."""
 
     family = "conv"
+    examples = [
+        ({"out": 8}, [(4, 10, 10)]),
+        ({"out": 8, "k": [3, 5], "stride": 2, "pad": [1, 0], "groups": 2, "norm": "batch", "act": "relu"}, [(4, 9, 11)]),
+        ({"out": 6, "k": 3, "pad": "same", "dilation": 2, "norm": {"kind": "group", "groups": 3}, "act": "silu"}, [(3, 8, 8)]),
+        ({"out": 4, "k": 1, "pad": "valid", "norm": "batch", "act": {"kind": "leaky_relu", "slope": 0.2}, "order": "norm-act-conv"}, [(6, 5, 5)]),
+        ({"out": 4, "k": 2, "stride": 2, "norm": "instance", "act": "elu", "order": "conv-act-norm", "bias": False}, [(2, 6, 7)]),
+    ]
 
     def _padding(self) -> tuple[int, int] | str:
         k, d = pair(self.k), pair(self.dilation)

@@ -23,6 +23,7 @@ class GlobalAvgPool(Block):
     keepdim: bool = False
     """Keep the 1x1 spatial dims ([C, 1, 1]) instead of returning a vector [C]."""
     family = "pool"
+    examples = [({}, [(5, 4, 3)]), ({"keepdim": True}, [(2, 6, 6)])]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         expect_rank("gap", in_shapes[0], 3)

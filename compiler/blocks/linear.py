@@ -32,6 +32,11 @@ class Linear(Block):
     """Activation fused after the layer (after the norm)."""
 
     family = "linear"
+    examples = [
+        ({"out": 5}, [(7,)]),
+        ({"out": 6, "bias": False, "norm": "batch", "act": "gelu"}, [(3,)]),
+        ({"out": 4, "norm": "layer", "act": "tanh"}, [(9,)]),
+    ]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         expect_rank("linear", in_shapes[0], 1, "add {op: flatten} or {op: gap} before it")

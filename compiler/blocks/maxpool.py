@@ -34,6 +34,8 @@ class MaxPool(Block):
     ceil: bool = False
     """Round the output size up instead of down (Caffe's convention)."""
     family = "pool"
+    examples = [({}, [(3, 8, 8)]), ({"k": 3, "stride": 2, "pad": 1}, [(2, 9, 9)]),
+                ({"k": 3, "stride": 2, "ceil": True}, [(2, 10, 10)]), ({"k": [2, 3], "dilation": 2}, [(1, 9, 9)])]
 
     def _stride(self):
         return self.k if self.stride is None else self.stride

@@ -24,6 +24,8 @@ from .registry import register
 class NormOp(Block, Norm):
     op: Literal["norm"] = "norm"
     family = "norm"
+    examples = [({"kind": "batch"}, [(4, 5, 5)]), ({"kind": "batch"}, [(6,)]), ({"kind": "layer"}, [(4, 3, 3)]),
+                ({"kind": "layer"}, [(8,)]), ({"kind": "instance"}, [(3, 4, 4)]), ({"kind": "group", "groups": 2}, [(4, 3, 3)])]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         self.check(in_shapes[0])

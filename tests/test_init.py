@@ -1,0 +1,95 @@
+"""Init policies: each kind gives the distribution its paper defines, per family and per node."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import compiler
+
+
+def spec(init: str, node_init: str = "") -> str:
+    return f"""
+blockgraph: 1
+name: init_check
+inputs: {{x: [64, 8, 8]}}
+init: {init}
+nodes:
+  - {{id: c, op: conv, out: 256, k: 3, norm: batch{node_init}}}
+  - {{id: d, op: conv, out: 128, k: 1}}
+  - {{op: gap}}
+  - {{id: fc, op: linear, out: 512}}
+"""
+
+
+def weights(text: str, seed: int = 0):
+    return compiler.build(text, seed=seed).state_dict()
+
+
+def test_he_normal_fan_in_and_out():
+    w = weights(spec("{conv: he_normal}"))["d.conv.weight"]  # fan_in 256, fan_out 128
+    assert w.std().item() == pytest.approx(math.sqrt(2 / 256), rel=0.05)
+    w = weights(spec("{conv: {weight: {kind: he_normal, mode: fan_out}}}"))["d.conv.weight"]
+    assert w.std().item() == pytest.approx(math.sqrt(2 / 128), rel=0.05)
+
+
+def test_he_uniform_bounds():
+    w = weights(spec("{conv: he_uniform}"))["d.conv.weight"]
+    bound = math.sqrt(6 / 256)
+    assert w.abs().max().item() <= bound and w.abs().max().item() > 0.95 * bound
+
+
+def test_xavier_normal_and_uniform():
+    w = weights(spec("{linear: xavier_normal}"))["fc.linear.weight"]  # fan_in 128, fan_out 512
+    assert w.std().item() == pytest.approx(math.sqrt(2 / (128 + 512)), rel=0.05)
+    w = weights(spec("{linear: xavier_uniform}"))["fc.linear.weight"]
+    bound = math.sqrt(6 / (128 + 512))
+    assert 0.95 * bound < w.abs().max().item() <= bound
+
+
+def test_small_uniform_and_normal():
+    w = weights(spec("{conv: uniform}"))["c.conv.weight"]
+    assert w.abs().max().item() <= 0.01 and w.std().item() == pytest.approx(0.01 / math.sqrt(3), rel=0.05)
+    w = weights(spec("{linear: {weight: {kind: normal, std: 0.02}}}"))["fc.linear.weight"]
+    assert w.std().item() == pytest.approx(0.02, rel=0.05)
+
+
+def test_bias_policies():
+    sd = weights(spec("{bias: {kind: constant, value: 0.1}}"))
+    assert torch.all(sd["d.conv.bias"] == 0.1) and torch.all(sd["fc.linear.bias"] == 0.1)
+    sd = weights(spec("{bias: zeros}"))
+    assert torch.all(sd["d.conv.bias"] == 0) and torch.all(sd["fc.linear.bias"] == 0)
+    # a family's own bias rule wins over the spec-wide one
+    sd = weights(spec("{bias: zeros, linear: {bias: {kind: constant, value: 0.5}}}"))
+    assert torch.all(sd["d.conv.bias"] == 0) and torch.all(sd["fc.linear.bias"] == 0.5)
+
+
+def test_node_override_wins():
+    sd = weights(spec("{conv: he_normal}", ", init: {weight: zeros}"))
+    assert torch.all(sd["c.conv.weight"] == 0)
+    assert sd["d.conv.weight"].std().item() == pytest.approx(math.sqrt(2 / 256), rel=0.05)
+
+
+def test_norm_family_and_defaults():
+    sd = weights(spec("{norm: {weight: {kind: constant, value: 0.5}}}"))
+    assert torch.all(sd["c.norm.weight"] == 0.5) and torch.all(sd["c.norm.bias"] == 0)
+    assert torch.all(sd["c.norm.running_var"] == 1)
+    # no policy: PyTorch's default (kaiming_uniform with a=sqrt(5)) -> bound 1/sqrt(fan_in)
+    w = weights(spec("{}"))["d.conv.weight"]
+    assert w.abs().max().item() <= 1 / math.sqrt(256)
+
+
+def test_seed_in_spec_is_used_and_build_seed_overrides():
+    text = spec("{seed: 7, conv: he_normal}")
+    a, b = weights(text, seed=None), compiler.build(text).state_dict()
+    assert torch.equal(a["c.conv.weight"], b["c.conv.weight"])
+    c = weights(text, seed=8)
+    assert not torch.equal(a["c.conv.weight"], c["c.conv.weight"])
+
+
+def test_vector_init_on_matrix_kind_is_a_located_error():
+    with pytest.raises(compiler.SpecError) as err:
+        compiler.build(spec("{bias: he_normal}"))
+    assert "needs a weight matrix" in str(err.value)
