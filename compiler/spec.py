@@ -11,6 +11,7 @@ line and column of every path.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -123,6 +124,8 @@ def did_you_mean(word: str, options) -> str:
 
 
 def _describe(value: Any) -> str:
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.6g}"
     if isinstance(value, str):
         return repr(value) if len(value) < 60 else repr(value[:57] + "...")
     if isinstance(value, dict):
@@ -137,7 +140,8 @@ def pydantic_message(err: dict, owner: str, fields) -> str:
     kind, ctx, got = err["type"], err.get("ctx") or {}, err.get("input")
     key = err["loc"][-1] if err["loc"] else ""
     if kind == "extra_forbidden":
-        return f"unknown key {key!r} for {owner}{did_you_mean(key, fields)} (allowed: {', '.join(fields)})"
+        where = f"in {owner}" if owner.isidentifier() else f"for {owner}"
+        return f"unknown key {key!r} {where}{did_you_mean(key, fields)} (allowed: {', '.join(fields)})"
     if kind == "missing":
         return f"missing required key {key!r} for {owner}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
@@ -275,12 +279,13 @@ class _Loader:
                 head = loc[0] if loc else None
                 root = (origins or {}).get(head, base + ((head,) if head is not None else ()))
                 path = root + tuple(loc[1:]) if head is not None else base
-                sub_fields = fields
+                sub_fields, sub_owner = fields, owner
                 if len(loc) > 1:  # a nested model (norm: {...}): list its own keys
                     sub = model.model_fields.get(head)
                     nested = _nested_model(sub.annotation) if sub else None
-                    sub_fields = list(nested.model_fields) if nested else fields
-                self.error(path, pydantic_message(err, owner, sub_fields),
+                    if nested is not None:
+                        sub_fields, sub_owner = list(nested.model_fields), str(head)
+                self.error(path, pydantic_message(err, sub_owner, sub_fields),
                            at_key=err["type"] == "extra_forbidden")
             return None
 
@@ -290,7 +295,11 @@ class _Loader:
             try:
                 return _evaluate(value, scope)
             except expr.ExprError as exc:
-                self.error(path, f"{value!r}: {exc}")
+                hint = ""
+                if value.count("(") > value.count(")"):
+                    hint = ('; inside a {...} map a comma ends the value: quote expressions that '
+                            'contain commas, as in "max($a, 2)"')
+                self.error(path, f"{value!r}: {exc}{hint}")
                 return _Failed
         if isinstance(value, list):
             return [self.resolve(v, path + (i,), scope) for i, v in enumerate(value)]

@@ -1,0 +1,77 @@
+"""Graph check: unknown inputs, cycles, unused nodes, shape inference and its messages."""
+
+from __future__ import annotations
+
+import pytest
+
+import compiler
+from compiler import SpecError
+
+
+def make(nodes: str, outputs: str = "") -> str:
+    return f"blockgraph: 1\nname: g\ninputs: {{x: [3, 32, 32]}}\nnodes:\n{nodes}{outputs}"
+
+
+def check_errors(text: str) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        compiler.analyze(compiler.load(text))
+    return [str(e) for e in info.value.errors]
+
+
+def test_cycle_lists_the_loop():
+    (msg,) = check_errors(make("  - {id: a, op: conv, out: 3, in: c}\n  - {id: b, op: conv, out: 3}\n"
+                               "  - {id: c, op: conv, out: 3}\n"))
+    assert "cycle" in msg and ("a -> b -> c -> a" in msg or "b -> c -> a -> b" in msg or "c -> a -> b -> c" in msg)
+
+
+def test_self_loop():
+    (msg,) = check_errors(make("  - {id: a, op: add, in: [x, a]}\n"))
+    assert "node 'a' reads its own output" in msg and msg.startswith("<string>:5:5:")
+
+
+def test_unknown_input_suggests_a_name():
+    (msg,) = check_errors(make("  - {id: stem, op: conv, out: 3}\n  - {id: b, op: conv, in: stme, out: 3}\n"))
+    assert msg.startswith("<string>:6:27: nodes[1].in:") and "did you mean 'stem'?" in msg
+
+
+def test_unused_nodes_are_warnings():
+    spec = compiler.load(make("  - {id: a, op: conv, out: 3}\n  - {id: dead, op: conv, in: x, out: 3, repeat: 2}\n"
+                              "  - {id: b, op: conv, in: a, out: 3}\n"))
+    warnings = [str(w) for w in compiler.analyze(spec).warnings]
+    assert warnings == ["<string>:6:5: warning: nodes[1]: node 'dead' (conv) is not used by any output"]
+
+
+def test_add_mismatch_names_both_inputs_and_suggests_projection():
+    (msg,) = check_errors(make("  - {id: stem, op: conv, out: 64}\n  - {id: conv3, op: conv, out: 256}\n"
+                               "  - {id: add1, op: add, in: [conv3, stem]}\n"))
+    assert msg == ("<string>:7:5: nodes[2]: node 'add1' (add): input shapes differ: conv3 gives [256, 32, 32], "
+                   "stem gives [64, 32, 32]; a 1x1 conv projection on one of them would fix this")
+
+
+def test_concat_spatial_mismatch():
+    (msg,) = check_errors(make("  - {id: a, op: conv, out: 4}\n  - {id: b, op: maxpool, k: 2}\n"
+                               "  - {id: c, op: concat, in: [a, b]}\n"))
+    assert "a gives [4, 32, 32], b gives [4, 16, 16]" in msg
+
+
+def test_shapes_shrink_to_nothing():
+    (msg,) = check_errors(make("  - {op: maxpool, k: 2, repeat: 6}\n"))
+    assert "maxpool1.5" in msg and "does not fit the 1x1 input" in msg
+
+
+def test_errors_downstream_of_a_failure_are_not_repeated():
+    msgs = check_errors(make("  - {id: a, op: linear, out: 4}\n  - {id: b, op: linear, out: 4}\n"))
+    assert len(msgs) == 1 and "add {op: flatten}" in msgs[0]
+
+
+def test_arity():
+    (msg,) = check_errors(make("  - {id: a, op: add}\n"))
+    assert "takes at least 2 input(s), got 1" in msg
+
+
+def test_stacked_3x3_receptive_fields():
+    spec = compiler.load(make("  - {id: c, op: conv, out: 4, k: 3, repeat: 3}\n  - {id: p, op: maxpool, k: 2}\n"
+                              "  - {id: d, op: conv, out: 4, k: 3}\n"))
+    rows = {n.id: (n.rf, n.jump) for n in compiler.analyze(spec).nodes}
+    assert rows["c.0"] == (3, 1) and rows["c.1"] == (5, 1) and rows["c.2"] == (7, 1)
+    assert rows["p"] == (8, 2) and rows["d"] == (12, 2)

@@ -1,0 +1,137 @@
+"""Spec loading: vars and overrides, defaults, ids, repeats, wiring defaults, located errors."""
+
+from __future__ import annotations
+
+import pytest
+
+import compiler
+from compiler import SpecError
+
+
+def make(nodes: str, extra: str = "", inputs: str = "{x: [3, 32, 32]}") -> str:
+    return f"blockgraph: 1\nname: t\ninputs: {inputs}\n{extra}nodes:\n{nodes}"
+
+
+def errors_of(text: str, **kw) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        spec = compiler.load(text, **kw)
+        compiler.analyze(spec)
+    return [str(e) for e in info.value.errors]
+
+
+def test_vars_expressions_and_overrides():
+    text = make("  - {id: c, op: conv, out: $width * 2, k: $k}\n  - {id: fc, op: linear, out: "max($classes, 2)"}\n",
+                "vars: {width: 16, k: 3, classes: 10}\n").replace("- {id: fc", "- {op: gap}\n  - {id: fc")
+    spec = compiler.load(text)
+    assert spec.node("c").block.out == 32 and spec.node("fc").block.out == 10
+    spec = compiler.load(text, vars={"width": 8, "classes": 1})
+    assert spec.node("c").block.out == 16 and spec.node("fc").block.out == 2
+    assert spec.vars == {"width": 8, "k": 3, "classes": 1}
+
+
+def test_vars_may_use_vars_and_keep_their_type():
+    text = make("  - {op: conv, out: $wide, act: $act}\n", "vars: {base: 8, wide: $base * 4, act: relu}\n")
+    block = compiler.load(text).nodes[0].block
+    assert block.out == 32 and block.act.kind == "relu"
+
+
+def test_var_loop_is_reported():
+    (msg,) = errors_of(make("  - {op: conv, out: $a}\n", "vars: {a: $b + 1, b: $a * 2}\n"))[:1]
+    assert "loop" in msg and "$a -> $b -> $a" in msg
+
+
+def test_unknown_override_is_an_error():
+    msgs = errors_of(make("  - {op: conv, out: 4}\n", "vars: {width: 4}\n"), vars={"widht": 3})
+    assert any("override of unknown var 'widht'; did you mean 'width'?" in m for m in msgs)
+
+
+def test_unquoted_comma_in_a_flow_map_gets_a_hint():
+    (msg,) = errors_of(make("  - {op: conv, out: max($w, 2)}\n", "vars: {w: 4}\n"))
+    assert "quote expressions that contain commas" in msg
+
+
+def test_integral_division_is_an_integer_and_fractional_is_an_error():
+    assert compiler.load(make("  - {op: conv, out: $w / 2}\n", "vars: {w: 64}\n")).nodes[0].block.out == 32
+    (msg,) = errors_of(make("  - {op: conv, out: $w / 3}\n", "vars: {w: 64}\n"))
+    assert msg.startswith("<string>:6:21: nodes[0].out: expected an integer, got 21.3333")
+
+
+def test_defaults_apply_and_nodes_override_them():
+    text = make("  - {id: a, op: conv, out: 8}\n  - {id: b, op: conv, out: 8, act: silu, k: 1}\n",
+                "defaults:\n  conv: {k: 5, norm: batch, act: relu}\n")
+    spec = compiler.load(text)
+    a, b = spec.node("a").block, spec.node("b").block
+    assert (a.k, a.norm.kind, a.act.kind) == (5, "batch", "relu")
+    assert (b.k, b.norm.kind, b.act.kind) == (1, "batch", "silu")
+
+
+def test_error_in_a_default_points_at_the_default():
+    text = make("  - {id: a, op: conv, out: 8}\n", "defaults:\n  conv: {k: -3}\n")
+    (msg,) = errors_of(text)
+    assert msg.startswith("<string>:5:13: defaults.conv.k: expected a positive integer, got -3")
+
+
+def test_generated_ids_are_readable_and_skip_taken_ones():
+    spec = compiler.load(make("  - {op: conv, out: 4}\n  - {op: conv, out: 4}\n  - {id: conv2, op: act, kind: relu}\n"))
+    assert [n.id for n in spec.nodes] == ["conv1", "conv3", "conv2"]
+
+
+def test_repeat_unrolls_with_hierarchical_ids():
+    spec = compiler.load(make("  - {id: body, op: conv, out: 4, repeat: 3}\n  - {op: gap}\n"))
+    assert [n.id for n in spec.nodes] == ["body.0", "body.1", "body.2", "gap1"]
+    assert [n.inputs for n in spec.nodes] == [["x"], ["body.0"], ["body.1"], ["body"]]
+    assert spec.aliases == {"body": "body.2"}
+    model = compiler.build(spec)
+    assert "body.1.conv.weight" in model.state_dict()
+
+
+def test_repeat_zero_passes_the_input_through():
+    spec = compiler.load(make("  - {id: a, op: conv, out: 4}\n  - {id: skip, op: conv, out: 4, repeat: $n - 1}\n"
+                              "  - {id: b, op: add, in: [a, skip]}\n", "vars: {n: 1}\n"))
+    analysis = compiler.analyze(spec)
+    assert analysis.graph.inputs["b"] == ["a", "a"]
+
+
+def test_sequential_by_default_and_explicit_in():
+    spec = compiler.load(make("  - {id: a, op: conv, out: 4}\n  - {id: b, op: conv, in: x, out: 4}\n"
+                              "  - {id: c, op: concat, in: [a, b]}\n"))
+    assert spec.node("a").inputs == ["x"] and spec.node("c").inputs == ["a", "b"]
+    assert compiler.analyze(spec).graph.shapes["c"] == (8, 32, 32)
+
+
+def test_outputs_default_to_the_last_node_group():
+    spec = compiler.load(make("  - {id: a, op: conv, out: 4, repeat: 2}\n"))
+    assert spec.outputs == ["a"] and compiler.analyze(spec).graph.outputs == ["a.1"]
+
+
+def test_several_errors_are_reported_together():
+    msgs = errors_of(make("  - {op: conv, out: -1}\n  - {op: linaer, out: 3}\n  - {op: conv, out: 4, kernal: 3}\n"))
+    assert len(msgs) == 3
+    assert "expected a positive integer, got -1" in msgs[0]
+    assert "unknown op 'linaer'; did you mean 'linear'?" in msgs[1]
+    assert "unknown key 'kernal' for op 'conv'" in msgs[2]
+
+
+def test_unknown_nested_key_lists_the_nested_options():
+    (msg,) = errors_of(make("  - {op: conv, out: 4, norm: {kind: group, grups: 2}}\n"))
+    assert "unknown key 'grups'" in msg and "did you mean 'groups'?" in msg and msg.startswith("<string>:5:44: nodes[0].norm.grups: unknown key 'grups' in norm")
+
+
+def test_top_level_typo_gets_a_suggestion():
+    msgs = errors_of("blockgraph: 1\nname: t\ninputs: {x: [3]}\nnode: []\n")
+    assert any("unknown key 'node' for a spec; did you mean 'nodes'?" in m for m in msgs)
+    assert any("missing required key 'nodes'" in m for m in msgs)
+
+
+def test_load_reads_paths_and_text(tmp_path):
+    path = tmp_path / "net.yaml"
+    path.write_text(make("  - {op: conv, out: 4}\n"))
+    assert compiler.load(path).file == str(path)
+    assert compiler.load(str(path)).nodes[0].block.out == 4
+    assert compiler.load(path.read_text()).file == "<string>"
+
+
+def test_missing_file_is_a_located_error(tmp_path):
+    with pytest.raises(SpecError) as info:
+        compiler.load(tmp_path / "nope.yaml")
+    assert "cannot read file" in str(info.value)
