@@ -20,7 +20,7 @@ def errors_of(text: str, **kw) -> list[str]:
 
 
 def test_vars_expressions_and_overrides():
-    text = make("  - {id: c, op: conv, out: $width * 2, k: $k}\n  - {id: fc, op: linear, out: "max($classes, 2)"}\n",
+    text = make("  - {id: c, op: conv, out: $width * 2, k: $k}\n  - {id: fc, op: linear, out: 'max($classes, 2)'}\n",
                 "vars: {width: 16, k: 3, classes: 10}\n").replace("- {id: fc", "- {op: gap}\n  - {id: fc")
     spec = compiler.load(text)
     assert spec.node("c").block.out == 32 and spec.node("fc").block.out == 10
