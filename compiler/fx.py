@@ -138,7 +138,7 @@ def initialize(gm: nn.Module, spec: Spec, seed: int | None = None) -> None:
                     continue
                 init_policies.reset(module)
                 try:
-                    init_policies.apply(module, spec.init, node.init)
+                    init_policies.apply(module, spec.init, node.init, node.block.family)
                 except ValueError as exc:
                     from .errors import Problem
 

@@ -104,6 +104,27 @@ class Rule(_Model):
         return {"weight": value} if isinstance(value, str) else value
 
 
+class NodeInit(_Model):
+    """A node's own `init:`: `weight`/`bias` apply to the node's own family (the conv of a
+    `conv` node, not its fused norm); `conv`/`linear`/`norm` set one family inside the node."""
+
+    weight: Initializer | None = None
+    """The weight of the node's own family (all families for blocks of several kinds)."""
+    bias: Initializer | None = None
+    """The bias of the node's own family (all families for blocks of several kinds)."""
+    conv: Rule | None = None
+    """Convolutions inside this node."""
+    linear: Rule | None = None
+    """Fully connected layers inside this node."""
+    norm: Rule | None = None
+    """Normalisation layers inside this node (e.g. zero gamma of a residual's last norm)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value):
+        return {"weight": value} if isinstance(value, str) else value
+
+
 class InitPolicy(_Model):
     """The spec's `init:` section."""
 
@@ -138,16 +159,21 @@ def reset(module) -> None:
             sub.reset_parameters()
 
 
-def apply(module, policy: InitPolicy, override: Rule | None = None) -> None:
-    """Initialise `module` (one node's) by `override` first, then the family rule, then the
-    spec-wide bias; anything unmentioned keeps PyTorch's default."""
+def apply(module, policy: InitPolicy, override: NodeInit | None = None, own_family: str = "") -> None:
+    """Initialise `module` (one node's): the node's own rules first, then the spec's family
+    rule, then the spec-wide bias; anything unmentioned keeps PyTorch's default."""
+    override = override or NodeInit()
+    mixed = own_family not in ("conv", "linear", "norm")
     for sub in module.modules():
         family = family_of(sub)
         if family is None:
             continue
         rule: Rule | None = getattr(policy, family)
-        weight = (override and override.weight) or (rule and rule.weight)
-        bias = (override and override.bias) or (rule and rule.bias) or policy.bias
+        node_rule: Rule | None = getattr(override, family)
+        mine = mixed or family == own_family
+        weight = (node_rule and node_rule.weight) or (mine and override.weight) or (rule and rule.weight)
+        bias = ((node_rule and node_rule.bias) or (mine and override.bias) or (rule and rule.bias)
+                or policy.bias)
         if weight is not None and getattr(sub, "weight", None) is not None:
             weight.apply(sub.weight.data)
         if bias is not None and getattr(sub, "bias", None) is not None:

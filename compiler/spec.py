@@ -22,13 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import expr
 from .blocks import Block, registry
+from .blocks.base import Composite
 from .blocks.base import Shape
 from .errors import Collector, Loc, Problem, SpecError, format_path
-from .init import InitPolicy, Rule
+from .init import InitPolicy, NodeInit
 from .source import Document, parse
 
 FORMAT_VERSION = 1
-NODE_KEYS = ("op", "id", "in", "repeat", "init")
+NODE_KEYS = ("op", "id", "in", "repeat", "first", "init")
 """Keys every node may carry besides its op's own arguments."""
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_REPEAT = 10_000
@@ -54,6 +55,8 @@ class SpecDocument(BaseModel):
     """Named values usable as $name in any argument; `load(vars=...)` overrides them."""
     defaults: dict[str, dict[str, Any]] = {}
     """Default arguments per op, e.g. {conv: {norm: batch, act: relu}}."""
+    blocks: dict[str, Any] = {}
+    """User-defined blocks: name -> {params, inputs, nodes, output}; used as `op: name`."""
     init: InitPolicy = InitPolicy()
     """Weight and bias initialisation policies per op family."""
     nodes: list[Any] = Field(min_length=1)
@@ -75,7 +78,7 @@ class Node:
     path: str
     """Its YAML path, e.g. nodes[3]."""
     input_locs: list[Loc]
-    init: Rule | None = None
+    init: NodeInit | None = None
     group: tuple[str, ...] = ()
     """Enclosing repeat groups / composite blocks, outermost first (for summaries and renders)."""
 
@@ -104,6 +107,8 @@ class Spec:
     input_locs: dict[str, Loc] = field(default_factory=dict)
     warnings: list[Problem] = field(default_factory=list)
     document: Document | None = None
+    blocks: dict[str, "BlockDef"] = field(default_factory=dict)
+    """The spec's user-defined blocks."""
 
     def node(self, node_id: str) -> Node:
         return self._by_id[node_id]
@@ -255,19 +260,85 @@ def _evaluate(text: str, scope) -> Any:
     return expr.evaluate(text, scope.get)
 
 
+class BlockDef(BaseModel):
+    """A user-defined block under `blocks:`: a sub-graph with parameters, used like an op."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True)
+
+    params: dict[str, Any] = {}
+    """Parameters: `name: int` (required, of that type: int, float, bool, str, any) or
+    `name: 64` (optional, with that default)."""
+    inputs: list[str] = Field(["x"], min_length=1)
+    """Names the body uses for the block's inputs (default one input, `x`)."""
+    nodes: list[Any] = Field(min_length=1)
+    """The body: nodes as under the spec's `nodes:`; `$param` refers to a parameter."""
+    output: str | None = None
+    """The body node whose output is the block's output (default: the last node)."""
+    description: str | None = None
+    """What the block computes (shown in the designer's palette)."""
+
+
+_PARAM_TYPES = {"int": int, "float": float, "bool": bool, "str": str, "any": object, "list": list}
+
+
+@dataclass
+class _Scope:
+    """Where a list of nodes is being expanded: the top level, a user block or a composite."""
+
+    prefix: str
+    """Prepended to local ids: '' at the top level, 'layer2.0.' inside a block."""
+    group: tuple[str, ...]
+    inputs: dict[str, str]
+    """Local input names -> the global references they stand for."""
+    values: Any
+    """Looks up $names: block parameters first, then the spec's vars."""
+    path: tuple
+    """YAML path of this node list (locations of the nodes come from it)."""
+    anchor: Loc | None = None
+    """Nodes a built-in composite generated are located at the composite's node."""
+    anchor_path: str = ""
+    stack: tuple[str, ...] = ()
+    """User blocks being expanded, outermost first (to refuse recursion)."""
+
+
+class _Params:
+    """A user block's parameter values in front of the enclosing scope's values."""
+
+    def __init__(self, params: dict[str, Any], parent: Any):
+        self.params, self.parent = params, parent
+
+    def get(self, name: str) -> Any:
+        if name in self.params:
+            return self.params[name]
+        return self.parent.get(name)
+
+
+MAX_BLOCK_DEPTH = 16
+
+
 class _Loader:
     def __init__(self, doc: Document, overrides: dict | None):
         self.doc = doc
         self.out = Collector()
         self.overrides = overrides or {}
+        self.nodes: list[Node] = []
+        self.aliases: dict[str, str] = {}
+        self.user_blocks: dict[str, BlockDef] = {}
+        self.defaults: dict[str, dict[str, tuple[Any, tuple]]] = {}
 
-    # located errors
-    def error(self, path: tuple, message: str, at_key: bool = False) -> None:
+    # -- located errors -----------------------------------------------------------------
+    def error(self, path: tuple, message: str, at_key: bool = False, scope: _Scope | None = None) -> None:
+        if scope is not None and scope.anchor is not None:
+            self.out.error(scope.anchor, message, scope.anchor_path)
+            return
         loc = self.doc.key_loc(path) if at_key else self.doc.loc(path)
         self.out.error(loc, message, format_path(path))
 
+    def loc(self, path: tuple, scope: _Scope) -> Loc:
+        return scope.anchor if scope.anchor is not None else self.doc.loc(path)
+
     def validate(self, model: type[BaseModel], data: Any, base: tuple, owner: str,
-                 origins: dict[str, tuple] | None = None) -> BaseModel | None:
+                 origins: dict[str, tuple] | None = None, scope: _Scope | None = None) -> BaseModel | None:
         """Validate `data` with `model`; translate errors to located problems.
         `origins` maps a top-level key to the path it came from (defaults live elsewhere)."""
         try:
@@ -285,8 +356,10 @@ class _Loader:
                     nested = _nested_model(sub.annotation) if sub else None
                     if nested is not None:
                         sub_fields, sub_owner = list(nested.model_fields), str(head)
-                self.error(path, pydantic_message(err, sub_owner, sub_fields),
-                           at_key=err["type"] == "extra_forbidden")
+                message = pydantic_message(err, sub_owner, sub_fields)
+                if scope is not None and scope.anchor is not None:
+                    message = f"{format_path(path)}: {message}"
+                self.error(path, message, at_key=err["type"] == "extra_forbidden", scope=scope)
             return None
 
     def resolve(self, value: Any, path: tuple, scope) -> Any:
@@ -307,6 +380,7 @@ class _Loader:
             return {k: self.resolve(v, path + (k,), scope) for k, v in value.items()}
         return value
 
+    # -- the document -------------------------------------------------------------------
     def load(self) -> Spec:
         doc = self.doc
         data = doc.data
@@ -316,17 +390,21 @@ class _Loader:
         header = self.validate(SpecDocument, data, (), "a spec", None)
         self.out.raise_if_errors()
         assert isinstance(header, SpecDocument)
-        scope = _Vars(header.vars, doc, self.overrides, self.out)
-        values = scope.resolve_all()
-        inputs, input_locs = self._inputs(header, scope)
-        defaults = self._defaults(header)
-        nodes, aliases = self._nodes(header.nodes, defaults, scope, inputs)
-        outputs, output_locs = self._outputs(header, nodes, aliases)
+        values = _Vars(header.vars, doc, self.overrides, self.out)
+        resolved_vars = values.resolve_all()
+        inputs, input_locs = self._inputs(header, values)
+        self.user_blocks = self._user_blocks(header)
+        self.defaults = self._defaults(header)
+        top = _Scope(prefix="", group=(), inputs={n: n for n in inputs}, values=values, path=("nodes",))
+        self._expand(header.nodes, top)
+        if len(self.nodes) > MAX_NODES:
+            self.out.problems = [p for p in self.out.problems if "more than" in p.message] or self.out.problems
+        outputs, output_locs = self._outputs(header)
         self.out.raise_if_errors()
-        return Spec(name=header.name, inputs=inputs, nodes=nodes, outputs=outputs, output_locs=output_locs,
-                    aliases=aliases, vars=values, init=header.init, reference=header.reference,
+        return Spec(name=header.name, inputs=inputs, nodes=self.nodes, outputs=outputs, output_locs=output_locs,
+                    aliases=self.aliases, vars=resolved_vars, init=header.init, reference=header.reference,
                     description=header.description, file=doc.file, text=doc.text, input_locs=input_locs,
-                    warnings=self.out.warnings, document=doc)
+                    warnings=self.out.warnings, document=doc, blocks=self.user_blocks)
 
     def _inputs(self, header: SpecDocument, scope) -> tuple[dict[str, Shape], dict[str, Loc]]:
         inputs, locs = {}, {}
@@ -350,16 +428,46 @@ class _Loader:
             inputs[name] = tuple(shape)
         return inputs, locs
 
+    def _user_blocks(self, header: SpecDocument) -> dict[str, BlockDef]:
+        blocks = {}
+        for name, raw in header.blocks.items():
+            path = ("blocks", name)
+            if not ID_PATTERN.fullmatch(name):
+                self.error(path, f"a block name is letters, digits and _, got {name!r}", True)
+                continue
+            if registry.get(name) is not None:
+                self.error(path, f"block {name!r} has the name of a built-in op; choose another name", True)
+                continue
+            definition = self.validate(BlockDef, raw, path, f"block {name!r}")
+            if definition is None:
+                continue
+            for pname, ptype in definition.params.items():
+                if not ID_PATTERN.fullmatch(pname) or pname in NODE_KEYS:
+                    self.error(path + ("params", pname), f"parameter name {pname!r} must be letters, digits and _ "
+                               f"and not one of {', '.join(NODE_KEYS)}", True)
+            blocks[name] = definition
+        return blocks
+
+    def _fields(self, op: str) -> list[str] | None:
+        cls = registry.get(op)
+        if cls is not None:
+            return [f for f in cls.model_fields if f != "op"]
+        if op in self.user_blocks:
+            return list(self.user_blocks[op].params)
+        return None
+
+    def _op_names(self) -> list[str]:
+        return registry.names() + sorted(self.user_blocks)
+
     def _defaults(self, header: SpecDocument) -> dict[str, dict[str, tuple[Any, tuple]]]:
         """op -> {key: (raw value, path)}; keys are checked against the op's fields now."""
         out: dict[str, dict[str, tuple[Any, tuple]]] = {}
         for op, args in header.defaults.items():
             path = ("defaults", op)
-            cls = registry.get(op)
-            if cls is None:
-                self.error(path, f"unknown op {op!r}{did_you_mean(op, registry.names())}", True)
+            fields = self._fields(op)
+            if fields is None:
+                self.error(path, f"unknown op {op!r}{did_you_mean(op, self._op_names())}", True)
                 continue
-            fields = [f for f in cls.model_fields if f != "op"]
             for key, value in args.items():
                 if key not in fields:
                     self.error(path + (key,), f"unknown key {key!r} for op {op!r}{did_you_mean(key, fields)} "
@@ -368,117 +476,271 @@ class _Loader:
                     out.setdefault(op, {})[key] = (value, path + (key,))
         return out
 
-    def _nodes(self, raw_nodes: list, defaults, scope, inputs) -> tuple[list[Node], dict[str, str]]:
-        explicit = {n.get("id") for n in raw_nodes if isinstance(n, dict) and isinstance(n.get("id"), str)}
-        taken = set(explicit) | set(inputs)
+    # -- nodes --------------------------------------------------------------------------
+    def _expand(self, raw_nodes: list, scope: _Scope) -> str | None:
+        """Expand a node list into self.nodes; return the global reference of its last node."""
+        explicit = [n.get("id") for n in raw_nodes if isinstance(n, dict) and isinstance(n.get("id"), str)]
+        taken = set(explicit) | set(scope.inputs)
         counters: dict[str, int] = {}
-        nodes: list[Node] = []
-        aliases: dict[str, str] = {}
-        seen_ids: dict[str, tuple] = {name: ("inputs", name) for name in inputs}
-        previous = next(iter(inputs)) if len(inputs) == 1 else None
+        local: dict[str, str] = dict(scope.inputs)
+        first_use: dict[str, tuple] = {}
+        previous = next(iter(scope.inputs.values())) if len(scope.inputs) == 1 else None
         for index, raw in enumerate(raw_nodes):
-            path = ("nodes", index)
+            path = scope.path + (index,)
+            if len(self.nodes) > MAX_NODES:
+                self.error(path, f"the spec expands to more than {MAX_NODES:,} nodes", scope=scope)
+                return previous
             if not isinstance(raw, dict):
-                self.error(path, f"a node is a map such as {{op: conv, out: 64}}; got {_describe(raw)}")
+                self.error(path, f"a node is a map such as {{op: conv, out: 64}}; got {_describe(raw)}", scope=scope)
                 continue
-            parsed = self._node(raw, path, defaults, scope)
-            if parsed is None:
-                previous = raw.get("id") if isinstance(raw.get("id"), str) else previous
+            head = self._head(raw, path, scope)
+            if head is None:
+                if isinstance(raw.get("id"), str):
+                    previous = local[raw["id"]] = scope.prefix + raw["id"]
                 continue
-            block, node_id, refs, ref_locs, repeat, init_rule = parsed
-            if node_id is None:
-                node_id = self._generated_id(block.op, counters, taken)
-            elif node_id in seen_ids:
-                first = self.doc.loc(seen_ids[node_id])
-                self.error(path + ("id",), f"duplicate id {node_id!r} (first used at line {first.line})")
+            op, local_id, refs, ref_locs, repeat, init_rule, first = head
+            transparent = bool(scope.prefix) and len(raw_nodes) == 1 and local_id is None
+            if transparent:  # a block of one unnamed node adds no level: layer2.0.conv1
+                local_id = ""
+            elif local_id is None:
+                local_id = self._generated_id(op, counters, taken)
+            elif local_id in first_use or local_id in scope.inputs:
+                where = self.doc.loc(first_use[local_id]) if local_id in first_use else None
+                self.error(path + ("id",), f"duplicate id {local_id!r}"
+                           + (f" (first used at line {where.line})" if where else " (it names an input)"), scope=scope)
                 continue
-            seen_ids[node_id] = path + ("id",)
+            first_use[local_id] = path + ("id",)
+            global_id = scope.prefix + local_id if local_id else scope.prefix[:-1]
             if refs is None:
                 if previous is None:
+                    names = ", ".join(scope.inputs)
                     self.error(path, "this node has no input: name one with `in:`"
-                               + (f" (inputs: {', '.join(inputs)})" if len(inputs) > 1 else ""))
+                               + (f" (inputs: {names})" if len(scope.inputs) > 1 else ""), scope=scope)
                     continue
-                refs, ref_locs = [previous], [self.doc.loc(path)]
-            loc = self.doc.loc(path)
-            if repeat == 0:
-                if len(refs) != 1:
-                    self.error(path + ("repeat",), "repeat: 0 makes a node pass its input through, "
-                               "so it needs exactly one input")
-                    continue
-                aliases[node_id] = refs[0]
-            elif repeat == 1 and not nodes_are_grouped(raw):
-                nodes.append(Node(node_id, block, refs, loc, format_path(path), ref_locs, init_rule))
+                refs, ref_locs = [previous], [self.loc(path, scope)]
             else:
-                prev_ref, prev_locs = refs, ref_locs
-                for k in range(repeat):
-                    copy_id = f"{node_id}.{k}"
-                    nodes.append(Node(copy_id, block, prev_ref, loc, format_path(path), prev_locs,
-                                      init_rule, group=(node_id,)))
-                    prev_ref, prev_locs = [copy_id], [loc]
-                aliases[node_id] = f"{node_id}.{repeat - 1}"
-            previous = node_id
-            if len(nodes) > MAX_NODES:
-                self.error(path, f"the spec expands to more than {MAX_NODES:,} nodes")
-                break
-        return nodes, aliases
+                refs = self._global_refs(refs, ref_locs, local, explicit, scope, path)
+                if refs is None:
+                    continue
+            self._place(raw, op, path, scope, global_id, refs, ref_locs, repeat, init_rule, first)
+            local[local_id] = global_id
+            previous = global_id
+        return previous
 
-    def _node(self, raw: dict, path: tuple, defaults, scope):
+    def _global_refs(self, refs, ref_locs, local, explicit, scope: _Scope, path) -> list[str] | None:
+        out = []
+        for ref, loc in zip(refs, ref_locs):
+            if ref in local:
+                out.append(local[ref])
+            elif ref in explicit:  # a later node of this list (a cycle, if anything): let the graph say
+                out.append(scope.prefix + ref)
+            elif not scope.prefix:  # top level: the graph check reports unknown names with context
+                out.append(ref)
+            else:
+                options = sorted(set(local) | set(explicit))
+                self.error(path + ("in",), f"{ref!r} is not a node or input of this block"
+                           f"{did_you_mean(ref, options)} (known here: {', '.join(options)})", scope=scope)
+                return None
+        return out
+
+    def _place(self, raw, op, path, scope: _Scope, global_id, refs, ref_locs, repeat, init_rule, first) -> None:
+        """Validate the node's arguments and add it (or its copies, or its expansion)."""
+        loc = self.loc(path, scope)
+        if repeat == 0:
+            if len(refs) != 1:
+                self.error(path + ("repeat",), "repeat: 0 makes a node pass its input through, "
+                           "so it needs exactly one input", scope=scope)
+                return
+            self.aliases[global_id] = refs[0]
+            return
+        grouped = "repeat" in raw
+        args, origins = self._args(raw, op, path, scope)
+        if args is None:
+            return
+        first_args = None
+        if first is not None:
+            first_args = dict(args)
+            for key, value in first.items():
+                first_args[key] = self.resolve(value, path + ("first", key), scope.values)
+                origins = {**origins, key: path + ("first", key)}
+            if _contains_failed(first_args):
+                return
+        copies = repeat if grouped else 1
+        prev_refs, prev_locs = refs, ref_locs
+        cache: dict[int, Any] = {}
+        for k in range(copies):
+            copy_id = f"{global_id}.{k}" if grouped else global_id
+            group = scope.group + ((global_id,) if grouped and scope.group[-1:] != (global_id,) else ())
+            these = first_args if (k == 0 and first_args is not None) else args
+            key = 0 if these is first_args and first_args is not None else 1
+            if key not in cache:
+                cache[key] = self._instance(op, these, path, scope, origins)
+            made = cache[key]
+            if made is None:
+                return
+            if isinstance(made, Block):
+                self.nodes.append(Node(copy_id, made, prev_refs, loc, self._path_str(path, scope), prev_locs,
+                                       init_rule, group=group))
+            else:
+                out = self._expand_composite(made, op, copy_id, group, prev_refs, path, scope, loc)
+                if out is None:
+                    return
+                if out != copy_id:
+                    self.aliases[copy_id] = out
+            prev_refs, prev_locs = [copy_id], [loc]
+        if grouped:
+            self.aliases[global_id] = f"{global_id}.{copies - 1}"
+
+    def _path_str(self, path: tuple, scope: _Scope) -> str:
+        return scope.anchor_path if scope.anchor is not None else format_path(path)
+
+    def _instance(self, op: str, args: dict, path, scope: _Scope, origins):
+        """A validated block (primitive or composite) or bound user-block parameters."""
+        cls = registry.get(op)
+        if cls is not None:
+            return self.validate(cls, {"op": op, **args}, path, f"op {op!r}", origins, scope)
+        return self._bind(op, args, path, scope, origins)
+
+    def _bind(self, name: str, args: dict, path, scope: _Scope, origins) -> tuple[str, dict] | None:
+        definition = self.user_blocks[name]
+        bound, ok = {}, True
+        for key, value in args.items():
+            if key not in definition.params:
+                self.error(origins.get(key, path + (key,)), f"unknown parameter {key!r} of block {name!r}"
+                           f"{did_you_mean(key, definition.params)} (parameters: {', '.join(definition.params) or 'none'})",
+                           at_key=True, scope=scope)
+                ok = False
+        for pname, spec in definition.params.items():
+            required = isinstance(spec, str) and spec in _PARAM_TYPES
+            if pname not in args:
+                if required:
+                    self.error(path, f"block {name!r} needs parameter {pname!r} ({spec})", scope=scope)
+                    ok = False
+                else:
+                    bound[pname] = spec
+                continue
+            value, want = args[pname], _PARAM_TYPES[spec] if required else type(spec)
+            if want is int and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if want is not object and (not isinstance(value, want) or (want is int and isinstance(value, bool))):
+                self.error(origins.get(pname, path + (pname,)), f"parameter {pname!r} of block {name!r} expects "
+                           f"{want.__name__}, got {_describe(value)}", scope=scope)
+                ok = False
+                continue
+            bound[pname] = value
+        return (name, bound) if ok else None
+
+    def _expand_composite(self, made, op: str, copy_id: str, group: tuple, refs: list[str], path,
+                          scope: _Scope, loc: Loc) -> str | None:
+        if isinstance(made, Composite):
+            names = made.input_names
+            body, inner_path, anchor, anchor_path = made.expand(), path, loc, self._path_str(path, scope)
+            values, stack = scope.values, scope.stack
+        else:
+            name, params = made
+            if name in scope.stack:
+                chain = " -> ".join(scope.stack[scope.stack.index(name):] + (name,))
+                self.error(path + ("op",), f"block {name!r} uses itself: {chain}", scope=scope)
+                return None
+            if len(scope.stack) >= MAX_BLOCK_DEPTH:
+                self.error(path + ("op",), f"blocks nest deeper than {MAX_BLOCK_DEPTH} levels", scope=scope)
+                return None
+            definition = self.user_blocks[name]
+            names, body = tuple(definition.inputs), definition.nodes
+            inner_path, anchor, anchor_path = ("blocks", name, "nodes"), None, ""
+            values, stack = _Params(params, _root_values(scope.values)), scope.stack + (name,)
+        if len(names) != len(refs):
+            self.error(path + ("in",), f"{op} takes {len(names)} input(s) ({', '.join(names)}), got {len(refs)}",
+                       scope=scope)
+            return None
+        inner = _Scope(prefix=copy_id + ".", group=group + ((copy_id,) if group[-1:] != (copy_id,) else ()), inputs=dict(zip(names, refs)),
+                       values=values, path=inner_path, anchor=anchor, anchor_path=anchor_path, stack=stack)
+        if anchor is None and scope.anchor is not None:
+            inner.anchor, inner.anchor_path = scope.anchor, scope.anchor_path
+        output = self._expand(body, inner)
+        if not isinstance(made, Composite) and self.user_blocks[made[0]].output is not None:
+            output = copy_id + "." + self.user_blocks[made[0]].output
+        return output
+
+    def _head(self, raw: dict, path: tuple, scope: _Scope):
+        """The keys every node has: op, id, in, repeat, first, init."""
         op = raw.get("op")
         if "op" not in raw:
-            self.error(path, "missing key 'op': every node names its op, e.g. {op: conv, out: 64}")
+            self.error(path, "missing key 'op': every node names its op, e.g. {op: conv, out: 64}", scope=scope)
             return None
         if not isinstance(op, str):
-            self.error(path + ("op",), f"op must be a name such as conv, got {_describe(op)}")
+            self.error(path + ("op",), f"op must be a name such as conv, got {_describe(op)}", scope=scope)
             return None
-        cls = registry.get(op)
-        if cls is None:
-            self.error(path + ("op",), f"unknown op {op!r}{did_you_mean(op, registry.names())}")
+        if registry.get(op) is None and op not in self.user_blocks:
+            self.error(path + ("op",), f"unknown op {op!r}{did_you_mean(op, self._op_names())}", scope=scope)
             return None
         ok = True
         node_id = raw.get("id")
         if node_id is not None and (not isinstance(node_id, str) or not ID_PATTERN.fullmatch(node_id)):
-            self.error(path + ("id",), f"an id is letters, digits and _ (not starting with a digit), got {_describe(node_id)}")
+            self.error(path + ("id",), "an id is letters, digits and _ (not starting with a digit), "
+                       f"got {_describe(node_id)}", scope=scope)
             ok = False
         refs, ref_locs = None, None
         if "in" in raw:
             value = raw["in"]
             items = value if isinstance(value, list) else [value]
             if not items or not all(isinstance(v, str) and v for v in items):
-                self.error(path + ("in",), f"`in` names a node or input, or a list of them; got {_describe(value)}")
+                self.error(path + ("in",), f"`in` names a node or input, or a list of them; got {_describe(value)}",
+                           scope=scope)
                 ok = False
             else:
                 refs = list(items)
-                ref_locs = [self.doc.loc(path + ("in",) + ((i,) if isinstance(value, list) else ()))
+                ref_locs = [self.loc(path + ("in",) + ((i,) if isinstance(value, list) else ()), scope)
                             for i in range(len(items))]
         repeat = 1
         if "repeat" in raw:
-            repeat = self.resolve(raw["repeat"], path + ("repeat",), scope)
+            repeat = self.resolve(raw["repeat"], path + ("repeat",), scope.values)
             if isinstance(repeat, float) and repeat.is_integer():
                 repeat = int(repeat)
             if repeat is _Failed:
                 ok = False
             elif isinstance(repeat, bool) or not isinstance(repeat, int) or not 0 <= repeat <= MAX_REPEAT:
                 self.error(path + ("repeat",), f"expected a whole number of copies from 0 to {MAX_REPEAT:,}, "
-                           f"got {_describe(repeat)}")
+                           f"got {_describe(repeat)}", scope=scope)
                 ok = False
+        first = raw.get("first")
+        if "first" in raw:
+            if not isinstance(first, dict):
+                self.error(path + ("first",), "`first` is a map of arguments for the first copy, "
+                           "e.g. first: {stride: 2}", scope=scope)
+                ok = False
+            elif "repeat" not in raw:
+                self.error(path + ("first",), "`first` only applies to a node with `repeat`", at_key=True, scope=scope)
+                ok = False
+            else:
+                fields = self._fields(op) or []
+                for key in first:
+                    if key not in fields:
+                        self.error(path + ("first", key), f"unknown key {key!r} for op {op!r}"
+                                   f"{did_you_mean(key, fields)} (allowed: {', '.join(fields)})", True, scope)
+                        ok = False
         init_rule = None
         if "init" in raw:
-            init_rule = self.validate(Rule, raw["init"], path + ("init",), "a node's init")
+            init_rule = self.validate(NodeInit, raw["init"], path + ("init",), "a node's init", scope=scope)
             ok = ok and init_rule is not None
-        args: dict[str, Any] = {"op": op}
+        if not ok:
+            return None
+        return op, node_id, refs, ref_locs, repeat, init_rule, first
+
+    def _args(self, raw: dict, op: str, path: tuple, scope: _Scope):
+        args: dict[str, Any] = {}
         origins: dict[str, tuple] = {}
-        for key, (value, where) in defaults.get(op, {}).items():
-            args[key], origins[key] = self.resolve(value, where, scope), where
+        for key, (value, where) in self.defaults.get(op, {}).items():
+            args[key], origins[key] = self.resolve(value, where, _root_values(scope.values)), where
         for key, value in raw.items():
             if key in NODE_KEYS:
                 continue
-            args[key], origins[key] = self.resolve(value, path + (key,), scope), path + (key,)
-        if any(v is _Failed for v in args.values()) or _contains_failed(args):
-            return None
-        block = self.validate(cls, args, path, f"op {op!r}", origins)
-        if block is None or not ok:
-            return None
-        return block, node_id, refs, ref_locs, repeat, init_rule
+            args[key], origins[key] = self.resolve(value, path + (key,), scope.values), path + (key,)
+        if _contains_failed(args):
+            return None, origins
+        return args, origins
 
     @staticmethod
     def _generated_id(op: str, counters: dict[str, int], taken: set[str]) -> str:
@@ -491,19 +753,25 @@ class _Loader:
                 taken.add(candidate)
                 return candidate
 
-    def _outputs(self, header: SpecDocument, nodes: list[Node], aliases) -> tuple[list[str], list[Loc]]:
+    def _outputs(self, header: SpecDocument) -> tuple[list[str], list[Loc]]:
         if header.outputs is None:
-            if not nodes:
+            if not self.nodes:
                 return [], []
-            last = nodes[-1]
-            out = last.group[0] if last.group and aliases.get(last.group[0]) == last.id else last.id
-            return [out], [last.loc]
+            last = self.nodes[-1]
+            top = last.group[0] if last.group else last.id
+            return [top], [last.loc]
         names = [header.outputs] if isinstance(header.outputs, str) else list(header.outputs)
         if not names:
             self.error(("outputs",), "outputs lists at least one node id")
         locs = [self.doc.loc(("outputs",) + ((i,) if isinstance(header.outputs, list) else ()))
                 for i in range(len(names))]
         return names, locs
+
+
+def _root_values(values: Any) -> Any:
+    while isinstance(values, _Params):
+        values = values.parent
+    return values
 
 
 class _FailedType:
@@ -522,11 +790,6 @@ def _contains_failed(value: Any) -> bool:
     if isinstance(value, dict):
         return any(_contains_failed(v) for v in value.values())
     return False
-
-
-def nodes_are_grouped(raw: dict) -> bool:
-    """A node written with `repeat:` keeps hierarchical ids (`id.0`) even when repeated once."""
-    return "repeat" in raw
 
 
 def _nested_model(annotation) -> type[BaseModel] | None:

@@ -114,3 +114,33 @@ def conv_out(size: int, k: int, stride: int, pad: int, dilation: int = 1, ceil: 
             out -= 1
         return out
     return span // stride + 1
+
+
+class Composite(BaseModel):
+    """Base class of blocks made of other blocks (residual, inception, dense...).
+
+    A composite is expanded when the spec is loaded into ordinary nodes with hierarchical ids
+    (``layer2.0.conv1``), exactly as a user-defined block under ``blocks:`` is, so shapes,
+    parameters, MACs, receptive fields and error messages come from the primitives inside.
+    Decisions that need the input shape (a projection shortcut, a squeeze width) are left to
+    shape-aware primitives (`shortcut`, `se`, `transition`).
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True,
+                              use_attribute_docstrings=True)
+
+    family: ClassVar[str] = "composite"
+    examples: ClassVar[list[tuple[dict, list[Shape]]]] = []
+    input_names: ClassVar[tuple[str, ...]] = ("x",)
+    """Names the expansion uses for its inputs (`in: x`)."""
+
+    def expand(self) -> list[dict[str, Any]]:
+        """Nodes in the spec's own YAML form (op, id, in, arguments)."""
+        raise NotImplementedError
+
+    @classmethod
+    def op_name(cls) -> str:
+        return cls.model_fields["op"].default
+
+    def args(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"op"}, exclude_defaults=True, mode="json")

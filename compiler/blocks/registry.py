@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from .base import Block
+from .base import Block, Composite
 
-REGISTRY: dict[str, type[Block]] = {}
-B = TypeVar("B", bound=type[Block])
+REGISTRY: dict[str, type[Block] | type[Composite]] = {}
+B = TypeVar("B", bound=type[Block] | type[Composite])
 
 
 def register(cls: B) -> B:
@@ -18,7 +18,7 @@ def register(cls: B) -> B:
     return cls
 
 
-def get(name: str) -> type[Block] | None:
+def get(name: str) -> type[Block] | type[Composite] | None:
     return REGISTRY.get(name)
 
 
