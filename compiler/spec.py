@@ -88,6 +88,18 @@ class Node:
 
 
 @dataclass
+class Group:
+    """A node that stands for several: a repeat, a composite block or a user block."""
+
+    id: str
+    op: str
+    kind: Literal["repeat", "composite", "user"]
+    loc: Loc
+    block: Any = None
+    """The validated composite (kind composite) or the bound parameters (kind user)."""
+
+
+@dataclass
 class Spec:
     """A validated, expanded spec: ready for the graph check (`compiler.analyze`)."""
 
@@ -109,6 +121,8 @@ class Spec:
     document: Document | None = None
     blocks: dict[str, "BlockDef"] = field(default_factory=dict)
     """The spec's user-defined blocks."""
+    groups: dict[str, Group] = field(default_factory=dict)
+    """Ids that stand for several nodes (repeats, composite and user blocks), outermost first."""
 
     def node(self, node_id: str) -> Node:
         return self._by_id[node_id]
@@ -325,6 +339,7 @@ class _Loader:
         self.aliases: dict[str, str] = {}
         self.user_blocks: dict[str, BlockDef] = {}
         self.defaults: dict[str, dict[str, tuple[Any, tuple]]] = {}
+        self.groups: dict[str, Group] = {}
 
     # -- located errors -----------------------------------------------------------------
     def error(self, path: tuple, message: str, at_key: bool = False, scope: _Scope | None = None) -> None:
@@ -404,7 +419,7 @@ class _Loader:
         return Spec(name=header.name, inputs=inputs, nodes=self.nodes, outputs=outputs, output_locs=output_locs,
                     aliases=self.aliases, vars=resolved_vars, init=header.init, reference=header.reference,
                     description=header.description, file=doc.file, text=doc.text, input_locs=input_locs,
-                    warnings=self.out.warnings, document=doc, blocks=self.user_blocks)
+                    warnings=self.out.warnings, document=doc, blocks=self.user_blocks, groups=self.groups)
 
     def _inputs(self, header: SpecDocument, scope) -> tuple[dict[str, Shape], dict[str, Loc]]:
         inputs, locs = {}, {}
@@ -566,6 +581,8 @@ class _Loader:
             if _contains_failed(first_args):
                 return
         copies = repeat if grouped else 1
+        if grouped and global_id not in self.groups:
+            self.groups[global_id] = Group(global_id, op, "repeat", loc)
         prev_refs, prev_locs = refs, ref_locs
         cache: dict[int, Any] = {}
         for k in range(copies):
@@ -582,6 +599,8 @@ class _Loader:
                 self.nodes.append(Node(copy_id, made, prev_refs, loc, self._path_str(path, scope), prev_locs,
                                        init_rule, group=group))
             else:
+                kind = "composite" if isinstance(made, Composite) else "user"
+                self.groups[copy_id] = Group(copy_id, op, kind, loc, made if kind == "composite" else made[1])
                 out = self._expand_composite(made, op, copy_id, group, prev_refs, path, scope, loc)
                 if out is None:
                     return

@@ -1,8 +1,8 @@
 """Block kinds, one per module; importing this package registers them all."""
 
-from . import (act, add, avgpool, concat, conv, dropout, flatten, gap, identity, linear,  # noqa: F401
-               maxpool, mul, norm)
-from .base import Block, Shape
+from . import (act, add, avgpool, concat, conv, dense, dropout, flatten, gap, identity,  # noqa: F401
+               inception, linear, maxpool, mlpconv, mul, norm, residual, se, sequence, shortcut, transition)
+from .base import Block, Composite, Shape
 from .registry import REGISTRY, get, names, register
 
-__all__ = ["Block", "Shape", "REGISTRY", "get", "names", "register"]
+__all__ = ["Block", "Composite", "Shape", "REGISTRY", "get", "names", "register"]

@@ -49,6 +49,8 @@ class Block(BaseModel):
     max_inputs: ClassVar[int | None] = 1
     examples: ClassVar[list[tuple[dict, list[Shape]]]] = []
     """Valid (arguments, input shapes) pairs: the registry test runs every block on them."""
+    shape_only_inputs: ClassVar[tuple[int, ...]] = ()
+    """Positions of inputs read for their shape only (a shortcut's target)."""
     names_inputs: ClassVar[bool] = False
     """`out_shape` takes `names=` (the input node ids) to word its errors."""
 
