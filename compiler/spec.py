@@ -43,6 +43,9 @@ class SpecDocument(BaseModel):
 
     blockgraph: Literal[1]
     """Format version of the spec language (1)."""
+    extends: str | None = None
+    """Another spec file (relative to this one) whose keys this spec inherits: vars, blocks and
+    defaults merge key by key, every other key given here replaces the parent's."""
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=100)
     """Name of the architecture; also the class name of the generated module."""
     reference: str | None = None
@@ -51,7 +54,7 @@ class SpecDocument(BaseModel):
     """Free text shown in summaries."""
     inputs: dict[str, list[int | str]] = Field(min_length=1)
     """Named per-sample input shapes, channels first; the batch dimension is implicit."""
-    vars: dict[str, int | float | bool | str] = {}
+    vars: dict[str, int | float | bool | str | None] = {}
     """Named values usable as $name in any argument; `load(vars=...)` overrides them."""
     defaults: dict[str, dict[str, Any]] = {}
     """Default arguments per op, e.g. {conv: {norm: batch, act: relu}}."""
@@ -827,16 +830,61 @@ def _is_path_like(source: Any) -> bool:
         source.endswith((".yaml", ".yml")) or (len(source) < 4096 and os.path.isfile(source)))
 
 
+MERGED_KEYS = ("vars", "blocks", "defaults")
+MAX_EXTENDS = 8
+
+
+def _extend(doc: Document, chain: tuple[str, ...] = ()) -> Document:
+    """Resolve `extends:`: the parent's keys under this document's (see SpecDocument.extends)."""
+    data = doc.data
+    if not isinstance(data, dict) or "extends" not in data:
+        return doc
+    target = data["extends"]
+    loc = doc.loc(("extends",))
+    if not isinstance(target, str) or not target.strip():
+        raise SpecError(Problem(loc, "extends names a spec file, e.g. extends: resnet50.yaml", "extends"))
+    base_dir = Path(doc.file).parent if doc.file != "<string>" else Path.cwd()
+    path = (base_dir / target).resolve()
+    if str(path) in chain or len(chain) >= MAX_EXTENDS:
+        cycle = " -> ".join(Path(c).name for c in chain + (str(path),))
+        raise SpecError(Problem(loc, f"extends goes round in a loop or too deep: {cycle}", "extends"))
+    if not path.is_file():
+        raise SpecError(Problem(loc, f"extends: no such spec file {target!r} (looked in {base_dir})", "extends"))
+    parent = _extend(parse(path, file=os.path.relpath(path) if not Path(target).is_absolute() else str(path)),
+                     chain + (str(Path(doc.file).resolve()) if doc.file != "<string>" else "<string>", str(path)))
+    if not isinstance(parent.data, dict):
+        raise SpecError(Problem(parent.loc(()), "the extended spec is not a map of keys", ""))
+    merged = {k: v for k, v in parent.data.items()}
+    marks = {p: l for p, l in parent.marks.items() if p}
+    key_marks = dict(parent.key_marks)
+
+    def take(prefix: tuple) -> None:
+        for table, own in ((marks, doc.marks), (key_marks, doc.key_marks)):
+            for p in [p for p in table if p[: len(prefix)] == prefix]:
+                del table[p]
+            table.update({p: l for p, l in own.items() if p[: len(prefix)] == prefix})
+
+    for key, value in data.items():
+        if key == "extends":
+            continue
+        if key in MERGED_KEYS and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+            for sub in value:
+                take((key, sub))
+        else:
+            merged[key] = value
+            take((key,))
+    marks[()] = doc.loc(())
+    return Document(merged, doc.file, doc.text, marks, key_marks)
+
+
 def load(source: str | os.PathLike | bytes, vars: dict[str, Any] | None = None) -> Spec:
     """Load a spec from a path or from YAML text; `vars` override the spec's vars.
 
     Raises `SpecError` listing every located problem found before the graph check.
     """
-    if _is_path_like(source):
-        doc = parse(Path(source))
-    else:
-        doc = parse(source)
-    return _Loader(doc, vars).load()
+    doc = parse(Path(source)) if _is_path_like(source) else parse(source)
+    return _Loader(_extend(doc), vars).load()
 
 
 __all__ = ["FORMAT_VERSION", "Node", "Spec", "SpecDocument", "SpecError", "load", "did_you_mean"]
