@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Kind = Literal["default", "uniform", "normal", "xavier_uniform", "xavier_normal", "he_uniform",
+Kind = Literal["default", "uniform", "normal", "trunc_normal", "xavier_uniform", "xavier_normal", "he_uniform",
                "he_normal", "zeros", "ones", "constant", "orthogonal"]
 Family = Literal["conv", "linear", "norm"]
 
@@ -36,14 +36,14 @@ class Initializer(_Model):
     """One tensor's initialisation."""
 
     kind: Kind
-    """default (PyTorch's), uniform, normal, xavier_uniform, xavier_normal, he_uniform,
+    """default (PyTorch's), uniform, normal, trunc_normal (cut at 2 std), xavier_uniform, xavier_normal, he_uniform,
     he_normal, zeros, ones, constant, orthogonal."""
     a: float = Field(0.01, gt=0)
     """uniform: values are drawn from [-a, a] (the seed's small uniform init)."""
     mean: float = 0.0
-    """normal: mean."""
+    """normal and trunc_normal: mean."""
     std: float = Field(0.01, gt=0)
-    """normal: standard deviation."""
+    """normal and trunc_normal: standard deviation."""
     gain: float = Field(1.0, gt=0)
     """xavier and orthogonal: scaling factor."""
     mode: Literal["fan_in", "fan_out"] = "fan_in"
@@ -70,6 +70,8 @@ class Initializer(_Model):
             nn.init.uniform_(tensor, -self.a, self.a)
         elif k == "normal":
             nn.init.normal_(tensor, self.mean, self.std)
+        elif k == "trunc_normal":
+            nn.init.trunc_normal_(tensor, self.mean, self.std, self.mean - 2 * self.std, self.mean + 2 * self.std)
         elif k == "zeros":
             nn.init.zeros_(tensor)
         elif k == "ones":

@@ -29,7 +29,7 @@ from .init import InitPolicy, NodeInit
 from .source import Document, parse
 
 FORMAT_VERSION = 1
-NODE_KEYS = ("op", "id", "in", "repeat", "first", "init")
+NODE_KEYS = ("op", "id", "in", "repeat", "first", "init", "when")
 """Keys every node may carry besides its op's own arguments."""
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_REPEAT = 10_000
@@ -343,6 +343,7 @@ class _Loader:
         self.user_blocks: dict[str, BlockDef] = {}
         self.defaults: dict[str, dict[str, tuple[Any, tuple]]] = {}
         self.groups: dict[str, Group] = {}
+        self.disabled: dict[str, Loc] = {}
 
     # -- located errors -----------------------------------------------------------------
     def error(self, path: tuple, message: str, at_key: bool = False, scope: _Scope | None = None) -> None:
@@ -511,6 +512,8 @@ class _Loader:
             if not isinstance(raw, dict):
                 self.error(path, f"a node is a map such as {{op: conv, out: 64}}; got {_describe(raw)}", scope=scope)
                 continue
+            if "when" in raw and not self._enabled(raw, path, scope):
+                continue
             head = self._head(raw, path, scope)
             if head is None:
                 if isinstance(raw.get("id"), str):
@@ -545,11 +548,27 @@ class _Loader:
             previous = global_id
         return previous
 
+    def _enabled(self, raw: dict, path: tuple, scope: _Scope) -> bool:
+        """`when: $flag` leaves a node out (with its id) when the value is false."""
+        value = self.resolve(raw["when"], path + ("when",), scope.values)
+        if value is _Failed:
+            return False
+        if isinstance(value, bool) or value in (0, 1):
+            if not value and isinstance(raw.get("id"), str):
+                self.disabled[scope.prefix + raw["id"]] = self.loc(path + ("when",), scope)
+            return bool(value)
+        self.error(path + ("when",), f"`when` needs true or false, got {_describe(value)}", scope=scope)
+        return False
+
     def _global_refs(self, refs, ref_locs, local, explicit, scope: _Scope, path) -> list[str] | None:
         out = []
         for ref, loc in zip(refs, ref_locs):
             if ref in local:
                 out.append(local[ref])
+            elif scope.prefix + ref in self.disabled:
+                where = self.disabled[scope.prefix + ref]
+                self.error(path + ("in",), f"{ref!r} is left out by its `when:` (line {where.line})", scope=scope)
+                return None
             elif ref in explicit:  # a later node of this list (a cycle, if anything): let the graph say
                 out.append(scope.prefix + ref)
             elif not scope.prefix:  # top level: the graph check reports unknown names with context
@@ -787,6 +806,10 @@ class _Loader:
             self.error(("outputs",), "outputs lists at least one node id")
         locs = [self.doc.loc(("outputs",) + ((i,) if isinstance(header.outputs, list) else ()))
                 for i in range(len(names))]
+        for name, loc in zip(names, locs):
+            if name in self.disabled:
+                self.out.error(loc, f"output {name!r} is left out by its `when:` (line {self.disabled[name].line})",
+                               "outputs")
         return names, locs
 
 
