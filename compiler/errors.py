@@ -60,7 +60,9 @@ class Collector:
     problems: list[Problem] = field(default_factory=list)
 
     def error(self, loc: Loc, message: str, path: str = "") -> None:
-        self.problems.append(Problem(loc, message, path))
+        problem = Problem(loc, message, path)
+        if problem not in self.problems:  # a block used five times reports its mistake once
+            self.problems.append(problem)
 
     def warn(self, loc: Loc, message: str, path: str = "") -> None:
         self.problems.append(Problem(loc, message, path, "warning"))

@@ -870,10 +870,12 @@ def _extend(doc: Document, chain: tuple[str, ...] = ()) -> Document:
     path = (base_dir / target).resolve()
     if str(path) in chain or len(chain) >= MAX_EXTENDS:
         cycle = " -> ".join(Path(c).name for c in chain + (str(path),))
-        raise SpecError(Problem(loc, f"extends goes round in a loop or too deep: {cycle}", "extends"))
+        raise SpecError(Problem(loc, f"specs extend each other in a loop (or more than {MAX_EXTENDS} deep): {cycle}",
+                                "extends"))
     if not path.is_file():
-        raise SpecError(Problem(loc, f"extends: no such spec file {target!r} (looked in {base_dir})", "extends"))
-    parent = _extend(parse(path, file=os.path.relpath(path) if not Path(target).is_absolute() else str(path)),
+        raise SpecError(Problem(loc, f"no such spec file {target!r} (looked in {base_dir})", "extends"))
+    shown = str(Path(doc.file).parent / target) if doc.file != "<string>" else str(path)
+    parent = _extend(parse(path, file=os.path.normpath(shown)),
                      chain + (str(Path(doc.file).resolve()) if doc.file != "<string>" else "<string>", str(path)))
     if not isinstance(parent.data, dict):
         raise SpecError(Problem(parent.loc(()), "the extended spec is not a map of keys", ""))
