@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .analysis import Analysis, analyze
-from .errors import Loc, Problem, SpecError
+from .blocks import Block, Composite, register
+from .errors import Loc, Problem, ShapeError, SpecError
+from .plugins import load_plugins
 from .spec import Spec, load
 
 if TYPE_CHECKING:
@@ -27,4 +29,5 @@ def build(spec_or_path, device=None, dtype=None, seed: int | None = None,
     return _build(spec_or_path, device=device, dtype=dtype, seed=seed, vars=vars)
 
 
-__all__ = ["Analysis", "Loc", "Problem", "Spec", "SpecError", "analyze", "build", "load", "__version__"]
+__all__ = ["Analysis", "Block", "Composite", "Loc", "Problem", "ShapeError", "Spec", "SpecError", "analyze",
+           "build", "load", "load_plugins", "register", "__version__"]

@@ -38,6 +38,8 @@ class NodeStats:
     """Bytes of this node's output for the analysis batch size and dtype."""
     group: tuple[str, ...] = ()
     line: int = 0
+    measured: bool = False
+    """The shape and MACs come from a meta-device trial run (a plugin without a shape rule)."""
 
 
 @dataclass
@@ -126,7 +128,7 @@ def analyze(spec: Spec, batch: int = 1, dtype: str = "float32") -> Analysis:
         rf[node_id] = (field_in + (k - 1) * jump_in, jump_in * s)
         rows.append(NodeStats(
             id=node_id, op=node.op, inputs=refs, shape=shape, params=params, buffers=buffers,
-            macs=node.block.macs(in_shapes, shape), rf=rf[node_id][0], jump=rf[node_id][1],
-            activation_bytes=batch * math.prod(shape) * DTYPE_BYTES[dtype], group=node.group,
-            line=node.loc.line))
+            macs=graph.trials.get(node_id, node.block.macs(in_shapes, shape)), rf=rf[node_id][0],
+            jump=rf[node_id][1], activation_bytes=batch * math.prod(shape) * DTYPE_BYTES[dtype],
+            group=node.group, line=node.loc.line, measured=node_id in graph.trials))
     return Analysis(spec, graph, rows, batch, dtype, graph.warnings)

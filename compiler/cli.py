@@ -30,6 +30,8 @@ def _parse_var(text: str) -> tuple[str, Any]:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="blockgraph", description="Neural networks as YAML graphs of blocks.")
     p.add_argument("--version", action="version", version=f"blockgraph {_version()}")
+    p.add_argument("--plugin", "-p", action="append", default=[], metavar="MODULE",
+                   help="import a module of custom blocks (repeatable; also $BLOCKGRAPH_PLUGINS)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_vars(cmd: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -100,7 +102,7 @@ def format_summary(analysis) -> str:
     header = ("node", "op", "output", "params", "MACs", "RF", "jump", "memory")
     rows = []
     for n in analysis.nodes:
-        rows.append((n.id, n.op, "x".join(map(str, n.shape)), f"{n.params:,}", _human(n.macs),
+        rows.append((n.id, n.op, "x".join(map(str, n.shape)) + ("*" if n.measured else ""), f"{n.params:,}", _human(n.macs),
                      str(n.rf), str(n.jump), _bytes(n.activation_bytes)))
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     right = {3, 4, 5, 6, 7}
@@ -112,6 +114,8 @@ def format_summary(analysis) -> str:
            line(header), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in rows]
     out.append("  ".join("-" * w for w in widths))
+    if any(n.measured for n in analysis.nodes):
+        out.append("* shape and MACs measured by a trial run on the meta device (the block has no shape rule)")
     out.append(f"parameters: {analysis.params:,} trainable, {analysis.buffers:,} in buffers")
     out.append(f"MACs: {analysis.macs:,} ({_human(analysis.macs)}) per sample")
     out.append(f"weights: {_bytes(analysis.weight_bytes)}; activations: {_bytes(analysis.activation_bytes)} "
@@ -149,6 +153,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     handler = {"validate": _cmd_validate, "summary": _cmd_summary, "build": _cmd_build}[args.command]
+    from .plugins import PluginError, load_entry_points, load_from_environment, load_plugins
+
+    try:
+        load_entry_points()
+        load_from_environment()
+        load_plugins(args.plugin)
+    except PluginError as exc:
+        print(f"blockgraph: error: {exc}", file=sys.stderr)
+        return 2
     try:
         return handler(args)
     except SpecError as exc:

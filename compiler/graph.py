@@ -31,6 +31,9 @@ class Graph:
     outputs: list[str]
     """Output node ids, aliases resolved."""
     warnings: list[Problem] = field(default_factory=list)
+    trials: dict[str, int] = field(default_factory=dict)
+    """Nodes whose shape came from a meta-device trial run (plugin blocks without a shape
+    rule) -> the MACs counted during that run."""
 
     def in_shapes(self, node_id: str) -> list[Shape]:
         return [self.shapes[r] for r in self.inputs[node_id]]
@@ -80,20 +83,36 @@ def check(spec: Spec) -> Graph:
     order = [n for n in nx.topological_sort(dag) if n in by_id]
     _report_unused(dag, spec, by_id, outputs, out)
     shapes = dict(spec.inputs)
+    trials: dict[str, int] = {}
     for node_id in order:
         node = by_id[node_id]
         if len(inputs[node_id]) != len(node.inputs):
             continue  # an unknown input was reported already
         if any(r not in shapes for r in inputs[node_id]):
             continue  # an upstream shape error was reported already
-        shape = _infer(node, inputs[node_id], shapes, out)
+        shape = _infer(node, inputs[node_id], shapes, out, trials)
         if shape is not None:
             shapes[node_id] = shape
     out.raise_if_errors()
-    return Graph(spec, dag, order, inputs, shapes, outputs, out.warnings)
+    return Graph(spec, dag, order, inputs, shapes, outputs, out.warnings, trials)
 
 
-def _infer(node: Node, refs: list[str], shapes: dict[str, Shape], out: Collector) -> Shape | None:
+def trial_run(block, in_shapes: list[Shape]) -> tuple[Shape, int]:
+    """Shape and MACs of a block without a shape rule, from running its module on the meta
+    device (no memory, no arithmetic) under PyTorch's FLOP counter."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        module = block.build(list(in_shapes))
+        xs = [torch.empty(1, *s) for s in in_shapes]
+        with FlopCounterMode(display=False) as counter:
+            y = module(*xs) if module is not None else xs[0]
+    return tuple(int(d) for d in y.shape[1:]), counter.get_total_flops() // 2
+
+
+def _infer(node: Node, refs: list[str], shapes: dict[str, Shape], out: Collector,
+           trials: dict[str, int]) -> Shape | None:
     block = node.block
     in_shapes = [shapes[r] for r in refs]
     n, lo, hi = len(refs), block.min_inputs, block.max_inputs
@@ -107,6 +126,14 @@ def _infer(node: Node, refs: list[str], shapes: dict[str, Shape], out: Collector
             shape = block.out_shape(in_shapes, names=refs)
         else:
             shape = block.out_shape(in_shapes)
+    except NotImplementedError:  # a plugin block without a shape rule: measure it
+        try:
+            shape, trials[node.id] = trial_run(block, in_shapes)
+        except Exception as exc:  # the plugin's module failed on these inputs
+            gives = ", ".join(f"{r} gives {fmt(s)}" for r, s in zip(refs, in_shapes))
+            out.error(node.loc, f"node {node.id!r} ({block.op}) has no shape rule and its trial run on "
+                      f"the meta device failed ({gives}): {type(exc).__name__}: {exc}", node.path)
+            return None
     except ShapeError as exc:
         out.error(node.loc, f"node {node.id!r} ({block.op}): {exc}", node.path)
         return None

@@ -66,6 +66,9 @@ class SpecDocument(BaseModel):
     """The graph, in order: each node reads the previous one unless it names `in`."""
     outputs: list[str] | str | None = None
     """Node ids returned by the module (default: the last node)."""
+    plugins: list[str] = []
+    """Plugin modules whose blocks this spec uses. Only checked, never imported: load them with
+    `--plugin NAME`, $BLOCKGRAPH_PLUGINS or compiler.load_plugins."""
 
 
 @dataclass
@@ -412,6 +415,7 @@ class _Loader:
         values = _Vars(header.vars, doc, self.overrides, self.out)
         resolved_vars = values.resolve_all()
         inputs, input_locs = self._inputs(header, values)
+        self._check_plugins(header)
         self.user_blocks = self._user_blocks(header)
         self.defaults = self._defaults(header)
         top = _Scope(prefix="", group=(), inputs={n: n for n in inputs}, values=values, path=("nodes",))
@@ -446,6 +450,14 @@ class _Loader:
                 self.error(path, "an input shape lists at least one size, e.g. [3, 224, 224]")
             inputs[name] = tuple(shape)
         return inputs, locs
+
+    def _check_plugins(self, header: SpecDocument) -> None:
+        from .plugins import loaded
+
+        for i, name in enumerate(header.plugins):
+            if name not in loaded():
+                self.error(("plugins", i), f"this spec needs plugin {name!r}: load it with --plugin {name} "
+                           "(a spec naming a plugin never imports it, since importing runs code)")
 
     def _user_blocks(self, header: SpecDocument) -> dict[str, BlockDef]:
         blocks = {}
