@@ -1,0 +1,233 @@
+"""The model zoo in specs/: parameter counts, numerical parity with torchvision, MACs and
+memory-free meta builds.
+
+Reference numbers are parsed from the shared reference table (architectures.md), never
+hard-coded here, so the table stays the single source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import compiler
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC_PATHS = sorted((ROOT / "specs").glob("*.yaml"))
+
+
+# -- the reference table ----------------------------------------------------------------------
+
+def _reference_md() -> Path:
+    """architectures.md lives in a `shared/reference/` folder beside (or above) the checkout."""
+    for base in (ROOT, *ROOT.parents):
+        candidate = base / "shared" / "reference" / "architectures.md"
+        if candidate.is_file():
+            return candidate
+    pytest.skip("shared/reference/architectures.md not found above the repository")
+
+
+def _table_rows(text: str) -> list[dict[str, str]]:
+    """The markdown table whose header names `reference implementation` and `parameters`."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if "reference implementation" in cells and "parameters" in cells:
+            header = cells
+            rows = []
+            for row in lines[i + 2:]:  # skip the | --- | separator
+                if not row.strip().startswith("|"):
+                    break
+                values = [c.strip() for c in row.strip().strip("|").split("|")]
+                rows.append(dict(zip(header, values)))
+            return rows
+    raise AssertionError("no table with 'reference implementation' and 'parameters' columns")
+
+
+@pytest.fixture(scope="module")
+def reference_text() -> str:
+    return _reference_md().read_text()
+
+
+@pytest.fixture(scope="module")
+def reference_params(reference_text) -> dict[str, int]:
+    """reference implementation -> trainable parameter count."""
+    rows = _table_rows(reference_text)
+    table = {r["reference implementation"]: int(r["parameters"].replace(",", "")) for r in rows}
+    assert len(table) >= 10, table
+    return table
+
+
+@pytest.fixture(scope="module")
+def reference_arch(reference_text) -> dict[str, str]:
+    """reference implementation -> architecture name (VGG-16 ...)."""
+    return {r["reference implementation"]: r["architecture"] for r in _table_rows(reference_text)}
+
+
+@pytest.fixture(scope="module")
+def reference_gmacs(reference_text) -> dict[str, float]:
+    """architecture name -> GMACs, from the "Compute, from torchvision's ..." paragraph."""
+    match = re.search(r"^Compute\b(.*?)(?:\n\s*\n|\Z)", reference_text, re.S | re.M)
+    assert match, "no 'Compute' paragraph in architectures.md"
+    body = match.group(1).split(":", 1)[1]  # after "... of one 224x224 image):"
+    pairs = re.findall(r"([A-Za-z][A-Za-z0-9\-]*)\s+(\d+(?:\.\d+)?)", body)
+    table = {name: float(value) for name, value in pairs}
+    assert "VGG-16" in table, table
+    return table
+
+
+def _references() -> list[tuple[str, str]]:
+    """(file name, reference) for every spec that names a reference (after `extends:`)."""
+    out = []
+    for path in SPEC_PATHS:
+        try:
+            reference = compiler.load(path).reference
+        except compiler.SpecError:  # still test it: the test will show the load error
+            m = re.search(r"^reference:\s*([^\s#]+)", path.read_text(), re.M)
+            reference = m.group(1).strip("'\"") if m and m.group(1) not in ("null", "~") else None
+        if reference:
+            out.append((path.name, reference))
+    return out
+
+
+REFERENCED = _references()
+
+
+def test_some_specs_name_a_reference():
+    assert {"vgg11.yaml", "vgg16.yaml", "vgg16_bn.yaml"} <= {name for name, _ in REFERENCED}
+
+
+@pytest.mark.parametrize("name,reference", REFERENCED, ids=[n for n, _ in REFERENCED])
+def test_parameter_count_matches_reference(name, reference, reference_params):
+    assert reference in reference_params, (
+        f"{name} names reference {reference!r}, which is not a row of architectures.md")
+    expected = reference_params[reference]
+    spec = compiler.load(ROOT / "specs" / name)
+    assert spec.reference == reference
+    analysis = compiler.analyze(spec)
+    model = compiler.build(spec, device="meta")
+    built = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert analysis.params == expected, f"{name}: analysis says {analysis.params:,}, table {expected:,}"
+    assert built == expected, f"{name}: built module has {built:,}, table {expected:,}"
+    assert trainable == expected
+
+
+# -- MACs -------------------------------------------------------------------------------------
+
+def test_vgg16_macs_match_torchvision_docs(reference_arch, reference_gmacs):
+    spec = compiler.load(ROOT / "specs" / "vgg16.yaml")
+    arch = reference_arch[spec.reference]
+    expected = reference_gmacs[arch] * 1e9
+    macs = compiler.analyze(spec).macs
+    assert abs(macs - expected) <= 0.01 * expected, f"{macs / 1e9:.3f} GMACs vs {expected / 1e9:.2f}"
+
+
+# -- numerical parity with torchvision --------------------------------------------------------
+
+def _copy_by_order(ours: torch.nn.Module, theirs: torch.nn.Module) -> None:
+    """Copy parameters, then buffers, pairing them by registration order; shapes must agree."""
+    with torch.no_grad():
+        for kind in ("named_parameters", "named_buffers"):
+            mine = list(getattr(ours, kind)())
+            ref = list(getattr(theirs, kind)())
+            assert len(mine) == len(ref), (kind, [n for n, _ in mine], [n for n, _ in ref])
+            for (n1, t1), (n2, t2) in zip(mine, ref):
+                assert t1.shape == t2.shape, f"{kind}: {n1} {tuple(t1.shape)} vs {n2} {tuple(t2.shape)}"
+                assert t1.dtype == t2.dtype, (n1, n2, t1.dtype, t2.dtype)
+                t1.copy_(t2)
+
+
+def _randomise_batchnorm(model: torch.nn.Module, gen: torch.Generator) -> int:
+    """Give every BN layer non-trivial affine parameters and running statistics."""
+    count = 0
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                c = m.num_features
+                m.weight.copy_(1 + 0.2 * torch.randn(c, generator=gen))
+                m.bias.copy_(0.1 * torch.randn(c, generator=gen))
+                m.running_mean.copy_(0.1 * torch.randn(c, generator=gen))
+                m.running_var.copy_(0.5 + torch.rand(c, generator=gen))
+                m.num_batches_tracked.fill_(7)
+                count += 1
+    return count
+
+
+@pytest.mark.parametrize("name,factory", [("vgg16", "vgg16"), ("vgg16_bn", "vgg16_bn"), ("vgg11", "vgg11")])
+def test_matches_torchvision_numerically(name, factory):
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, factory)(weights=None)
+    gen = torch.Generator().manual_seed(1)
+    if name.endswith("_bn"):
+        assert _randomise_batchnorm(theirs, gen) == 13
+    ours = compiler.build(ROOT / "specs" / f"{name}.yaml", seed=0)
+    _copy_by_order(ours, theirs)
+    ours.eval()
+    theirs.eval()
+    x = torch.randn(2, 3, 224, 224, generator=gen)
+    with torch.inference_mode():
+        expected = theirs(x)
+        got = ours(x)
+    del ours, theirs
+    assert got.shape == expected.shape == (2, 1000)
+    scale = expected.abs().max().item()
+    assert scale > 0
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * scale)
+
+
+# -- the meta device ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["vgg16", "vgg16_bn"])
+def test_meta_build_puts_everything_on_meta(name):
+    model = compiler.build(ROOT / "specs" / f"{name}.yaml", device="meta")
+    tensors = list(model.parameters()) + list(model.buffers())
+    assert tensors
+    assert all(t.device.type == "meta" for t in tensors), {t.device for t in tensors}
+    if name.endswith("_bn"):
+        assert any(True for _ in model.buffers())
+
+
+META_RSS_SCRIPT = r"""
+import json, resource, sys
+import torch
+import compiler
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+def peak_bytes():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+# warm up every import and code path on a small spec so only the VGG build is measured
+compiler.build(sys.argv[2], device="meta")
+rss0, peak0 = rss_bytes(), peak_bytes()
+model = compiler.build(sys.argv[1], device="meta")
+rss1, peak1 = rss_bytes(), peak_bytes()
+params = sum(p.numel() for p in model.parameters())
+print(json.dumps({"rss0": rss0, "rss1": rss1, "peak0": peak0, "peak1": peak1, "params": params}))
+"""
+
+
+def test_meta_build_of_vgg16_allocates_no_weights():
+    """138M float32 parameters are 553 MB; a meta build must stay far below that."""
+    proc = subprocess.run(
+        [sys.executable, "-c", META_RSS_SCRIPT, str(ROOT / "specs" / "vgg16.yaml"),
+         str(ROOT / "specs" / "default.yaml")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["params"] > 100_000_000  # the real VGG-16 was built, just on meta
+    limit = 50 * 2**20
+    rss_delta = result["rss1"] - result["rss0"]
+    peak_delta = result["peak1"] - max(result["peak0"], result["rss0"])
+    assert rss_delta < limit, f"RSS grew by {rss_delta / 2**20:.1f} MiB"
+    assert peak_delta < limit, f"peak RSS grew by {peak_delta / 2**20:.1f} MiB"
