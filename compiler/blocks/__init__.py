@@ -1,7 +1,7 @@
 """Block kinds, one per module; importing this package registers them all."""
 
-from . import (act, add, avgpool, concat, conv, dense, dropout, flatten, gap, identity,  # noqa: F401
-               inception, linear, maxpool, mlpconv, mul, norm, residual, se, sequence, shortcut, transition)
+from . import (act, add, avgpool, concat, conv, dense, dropout, dualpath, flatten, gap, identity,  # noqa: F401
+               inception, linear, maxpool, mlpconv, mul, norm, residual, se, sequence, shortcut, split, transition)
 from .base import Block, Composite, Shape
 from .registry import REGISTRY, get, names, register
 
