@@ -129,6 +129,7 @@ def analyze(spec: Spec, batch: int = 1, dtype: str = "float32") -> Analysis:
         rows.append(NodeStats(
             id=node_id, op=node.op, inputs=refs, shape=shape, params=params, buffers=buffers,
             macs=graph.trials.get(node_id, node.block.macs(in_shapes, shape)), rf=rf[node_id][0],
-            jump=rf[node_id][1], activation_bytes=batch * math.prod(shape) * DTYPE_BYTES[dtype],
+            jump=rf[node_id][1],
+            activation_bytes=batch * math.prod(shape) * DTYPE_BYTES[dtype] if node.block.allocates(in_shapes) else 0,
             group=node.group, line=node.loc.line, measured=node_id in graph.trials))
     return Analysis(spec, graph, rows, batch, dtype, graph.warnings)

@@ -80,7 +80,9 @@ def check(spec: Spec) -> Graph:
             outputs.append(target)
     _report_cycles(dag, by_id, out)
     out.raise_if_errors()
-    order = [n for n in nx.topological_sort(dag) if n in by_id]
+    # ties broken by spec order, so modules, state_dict keys and summaries follow the file
+    position = {name: i for i, name in enumerate(list(spec.inputs) + [n.id for n in spec.nodes])}
+    order = [n for n in nx.lexicographical_topological_sort(dag, key=position.__getitem__) if n in by_id]
     _report_unused(dag, spec, by_id, outputs, out)
     shapes = dict(spec.inputs)
     trials: dict[str, int] = {}

@@ -1,10 +1,11 @@
 """YAML text -> located tree: plain Python values plus the line and column of every value.
 
-Safety is the point of this module. PyYAML's composer (libyaml when present) builds a node
-graph; we turn it into dicts, lists and scalars ourselves, so we decide what is allowed:
-only the YAML core types (no ``!!python/...``, no custom tags, no timestamps), no duplicate
-keys, a bounded file size, bounded nesting and a bounded number of values after alias
-expansion (a "billion laughs" document stops at the limit instead of eating memory).
+Safety is the point of this module. PyYAML's parser (libyaml when present) only produces a
+stream of events; we compose those events into values ourselves, so we decide what is
+allowed: only the YAML core types (no ``!!python/...``, no custom tags, no timestamps), no
+duplicate keys or anchors, one document, a bounded file size, bounded nesting (checked as the
+events arrive, before anything recurses) and a bounded number of values repeated through
+aliases (a "billion laughs" document stops at the limit instead of eating memory).
 Scalars follow YAML 1.2's core schema, so ``1e-3`` is the number a user meant and ``no`` is
 a string, not ``False``.
 """
@@ -17,61 +18,48 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, ScalarNode, SequenceNode
-from yaml.resolver import BaseResolver
+from yaml import events as ev
 
 from .errors import Loc, Problem, SpecError, format_path
 
 MAX_BYTES = 2_000_000
-MAX_VALUES = 200_000
+"""Largest spec file (bytes) or text (characters) read."""
 MAX_DEPTH = 64
+"""Deepest nesting of lists and maps."""
+MAX_ALIAS_VALUES = 100_000
+"""Most values that aliases may repeat in one document (each *alias copies its &anchor)."""
 
 _TAG = "tag:yaml.org,2002:"
-_CORE_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "seq", "map", "merge")}
+_COLLECTION_TAGS = {None, "!", _TAG + "seq", _TAG + "map"}
+_SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null")}
+
+# YAML 1.2 core-schema resolution of plain scalars (plus `1_000` style ints), in order.
+_IMPLICIT = [
+    ("bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")),
+    ("null", re.compile(r"^(?:~|null|Null|NULL|)$")),
+    ("int", re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$")),
+    ("float", re.compile(r"""^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?
+                             |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.X)),
+    ("merge", re.compile(r"^<<$")),
+]
+_FIRST_CHARS = {"bool": "tTfF", "null": "~nN", "int": "-+0123456789", "float": "-+0123456789.", "merge": "<"}
+_BY_FIRST: dict[str, list[tuple[str, re.Pattern]]] = {}
+for _kind, _rx in _IMPLICIT:
+    for _c in _FIRST_CHARS[_kind]:
+        _BY_FIRST.setdefault(_c, []).append((_kind, _rx))
+_NON_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+
+try:  # libyaml is much faster; the pure-Python parser reads the same grammar
+    from yaml._yaml import CParser as _CParser  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the PyYAML build
+    _CParser = None
 
 
-class CoreResolver(BaseResolver):
-    """YAML 1.2 core-schema resolution of plain scalars (plus `1_000` style ints)."""
-
-    yaml_implicit_resolvers: dict = {}
-
-
-def _add(tag: str, pattern: str, first: str) -> None:
-    CoreResolver.add_implicit_resolver(_TAG + tag, re.compile(pattern, re.X), list(first))
-
-
-_add("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF")
-_add("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""])
-_add("int", r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789")
-_add(
-    "float",
-    r"""^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""",
-    "-+0123456789.",
-)
-_add("merge", r"^(?:<<)$", "<")
-
-try:  # libyaml is much faster; the pure-Python parser is the same grammar
-    _Parser = yaml.CParser  # type: ignore[attr-defined]
-except AttributeError:  # pragma: no cover - depends on the PyYAML build
-    _Parser = None
-
-
-class _PyLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser,
-                yaml.composer.Composer, CoreResolver):
+class _PyParser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
     def __init__(self, stream):
         yaml.reader.Reader.__init__(self, stream)
         yaml.scanner.Scanner.__init__(self)
         yaml.parser.Parser.__init__(self)
-        yaml.composer.Composer.__init__(self)
-        CoreResolver.__init__(self)
-
-
-if _Parser is not None:
-    class _CLoader(_Parser, CoreResolver):  # type: ignore[misc, valid-type]
-        def __init__(self, stream):
-            _Parser.__init__(self, stream)
-            CoreResolver.__init__(self)
 
 
 @dataclass
@@ -96,66 +84,197 @@ class Document:
         return self.key_marks.get(tuple(path)) or self.loc(path)
 
 
-def _loc_of(mark, file: str) -> Loc:
-    return Loc(file, mark.line + 1, mark.column + 1)
-
-
 def _fail(file: str, line: int, col: int, message: str, path: tuple = ()) -> SpecError:
     return SpecError(Problem(Loc(file, line, col), message, format_path(path)))
 
+
+def _at(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of a character index."""
+    line_start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - line_start + 1
+
+
+# -- bytes -> text -------------------------------------------------------------------------
 
 def _decode(raw: bytes, file: str) -> str:
     if len(raw) > MAX_BYTES:
         raise _fail(file, 1, 1, f"file is {len(raw):,} bytes; the limit is {MAX_BYTES:,} bytes")
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
         line = raw.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise _fail(file, line, col, f"not UTF-8 text: byte 0x{raw[exc.start]:02x} cannot be decoded") from None
-    return text
+        col = len(raw[line_start:exc.start].decode("utf-8", errors="replace")) + 1
+        hint = "save the file as UTF-8"
+        if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            hint = "the file looks like UTF-16: save it as UTF-8"
+        raise _fail(file, line, col, f"not UTF-8 text: byte 0x{raw[exc.start]:02x} cannot be decoded; "
+                    f"{hint}") from None
 
 
-def _check_flow_depth(text: str, file: str) -> None:
-    """Refuse deeply nested [ { before the parser recurses into them."""
-    depth, line, col = 0, 1, 0
-    quote = None
-    for ch in text:
-        col += 1
-        if ch == "\n":
-            line, col = line + 1, 0
-            quote = None if quote == "#" else quote
-            continue
-        if quote:
-            if ch == quote or (quote == "#" and False):
-                quote = None
-            continue
-        if ch in "'\"":
-            quote = ch
-        elif ch == "#":
-            quote = "#"
-        elif ch in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise _fail(file, line, col, f"nesting deeper than {MAX_DEPTH} levels")
-        elif ch in "]}":
-            depth = max(0, depth - 1)
+def _check_characters(text: str, file: str) -> None:
+    bad = _NON_PRINTABLE.search(text)
+    if bad is None:
+        return
+    line, col = _at(text, bad.start())
+    if bad.group() == "\x00":
+        raise _fail(file, line, col, "binary data (a NUL byte) in a YAML file")
+    raise _fail(file, line, col, f"character U+{ord(bad.group()):04X} (a control character) is not allowed "
+                "in a YAML file")
 
 
-def _scalar(node: ScalarNode, tag: str) -> Any:
-    value = node.value
-    if tag == _TAG + "str":
-        return value
-    if tag == _TAG + "null":
+# -- events -> nodes -----------------------------------------------------------------------
+
+class _Node:
+    """A composed value: kind is 'scalar', 'seq' or 'map'."""
+
+    __slots__ = ("kind", "value", "raw", "tag", "mark", "anchor", "open")
+
+    def __init__(self, kind: str, value: Any, mark, raw: str = "", tag: str = "", anchor: str | None = None):
+        self.kind, self.value, self.raw, self.tag, self.mark, self.anchor = kind, value, raw, tag, mark, anchor
+        self.open = kind != "scalar"
+
+
+class _Alias:
+    """A use of an anchor (`*name`): where it is written and what it repeats."""
+
+    __slots__ = ("target", "mark", "name")
+
+    def __init__(self, target: _Node, mark, name: str):
+        self.target, self.mark, self.name = target, mark, name
+
+
+def _where(mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+class _Composer:
+    """Builds the node tree from parser events without recursion, checking as it goes."""
+
+    def __init__(self, parser, file: str):
+        self.parser, self.file = parser, file
+        self.anchors: dict[str, _Node] = {}
+        self.stack: list[list] = []  # [collection node, pending key or None, key of the last value]
+
+    def fail(self, mark, message: str) -> SpecError:
+        return _fail(self.file, mark.line + 1, mark.column + 1, message, self._path())
+
+    def _path(self) -> tuple:
+        """The YAML path of the value being composed (for messages)."""
+        path: list = []
+        for depth, (node, pending, current) in enumerate(self.stack):
+            last = depth == len(self.stack) - 1
+            if node.kind == "seq":
+                path.append(len(node.value) - (0 if last else 1))
+                continue
+            key = pending if last else current
+            if key is not None:
+                target = key.target if isinstance(key, _Alias) else key
+                path.append(target.raw if target.kind == "scalar" else "?")
+        return tuple(path)
+
+    def compose(self) -> _Node | _Alias | None:
+        root: _Node | _Alias | None = None
+        documents = 0
+        stack = self.stack
+        get = self.parser.get_event
+        while True:
+            event = get()
+            if isinstance(event, ev.StreamEndEvent):
+                return root
+            if isinstance(event, ev.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise self.fail(event.start_mark, "a spec file holds one YAML document; a second one "
+                                    "starts here (remove the '---' line or split the file)")
+                continue
+            if isinstance(event, (ev.StreamStartEvent, ev.DocumentEndEvent)):
+                continue
+            if isinstance(event, (ev.SequenceEndEvent, ev.MappingEndEvent)):
+                stack.pop()[0].open = False
+                continue
+            node = self._node(event, len(stack))
+            if not stack:
+                root = node
+            else:
+                frame = stack[-1]
+                parent = frame[0]
+                if parent.kind == "seq":
+                    parent.value.append(node)
+                elif frame[1] is None:
+                    frame[1] = node
+                else:
+                    parent.value.append((frame[1], node))
+                    frame[2], frame[1] = frame[1], None
+            if isinstance(node, _Node) and node.kind != "scalar":
+                stack.append([node, None, None])
+
+    def _node(self, event, depth: int) -> _Node | _Alias:
+        mark = event.start_mark
+        if isinstance(event, ev.AliasEvent):
+            name = event.anchor
+            target = self.anchors.get(name)
+            if target is None:
+                raise self.fail(mark, f"alias *{name} names no anchor: write &{name} on a value above it first")
+            if target.open:
+                raise self.fail(mark, f"alias *{name} refers to the value that contains it "
+                                f"(&{name} at {_where(target.mark)})")
+            return _Alias(target, mark, name)
+        anchor = event.anchor
+        if anchor is not None and anchor in self.anchors:
+            raise self.fail(mark, f"anchor &{anchor} is defined twice (first at {_where(self.anchors[anchor].mark)})")
+        if isinstance(event, ev.ScalarEvent):
+            node = _scalar(event, self)
+        else:
+            if depth >= MAX_DEPTH:
+                raise self.fail(mark, f"nesting deeper than {MAX_DEPTH} levels")
+            if event.tag not in _COLLECTION_TAGS:
+                raise self.fail(mark, _tag_message(event.tag))
+            kind = "seq" if isinstance(event, ev.SequenceStartEvent) else "map"
+            node = _Node(kind, [], mark, anchor=anchor)
+        if anchor is not None:
+            node.anchor = anchor
+            self.anchors[anchor] = node
+        return node
+
+
+def _tag_message(tag: str) -> str:
+    shown = "!!" + tag[len(_TAG):] if tag.startswith(_TAG) else tag
+    return (f"tag {shown!r} is not allowed: blockgraph reads plain YAML (maps, lists, strings, numbers, "
+            "booleans, null)")
+
+
+def _scalar(event, composer: _Composer) -> _Node:
+    raw, tag, mark = event.value, event.tag, event.start_mark
+    if tag in (None, "!"):
+        kind = "str"
+        if tag is None and event.implicit[0]:  # a plain scalar: resolve by its text
+            if not raw:
+                kind = "null"
+            else:
+                kind = next((name for name, rx in _BY_FIRST.get(raw[0], ()) if rx.match(raw)), "str")
+        if kind == "merge":
+            return _Node("scalar", raw, mark, raw, "merge")
+    elif tag in _SCALAR_TAGS:
+        kind = tag[len(_TAG):]
+        if kind != "str":
+            pattern = dict(_IMPLICIT)[kind]
+            if not pattern.match(raw):
+                raise composer.fail(mark, f"{raw!r} is not a valid !!{kind}")
+    else:
+        raise composer.fail(mark, _tag_message(tag))
+    return _Node("scalar", _convert(raw, kind), mark, raw, kind)
+
+
+def _convert(value: str, kind: str) -> Any:
+    if kind == "null":
         return None
-    if tag == _TAG + "bool":
+    if kind == "bool":
         return value.lower() == "true"
-    if tag == _TAG + "int":
+    if kind == "int":
         v = value.replace("_", "")
-        if v.startswith(("0o", "0x")):
-            return int(v, 0)
-        return int(v)
-    if tag == _TAG + "float":
+        return int(v, 0) if v.startswith(("0o", "0x")) else int(v)
+    if kind == "float":
         v = value.replace("_", "").lower()
         if v.endswith("inf"):
             return float("-inf") if v.startswith("-") else float("inf")
@@ -165,81 +284,147 @@ def _scalar(node: ScalarNode, tag: str) -> Any:
     return value
 
 
+# -- nodes -> values -----------------------------------------------------------------------
+
 class _Builder:
-    """Turns a composed node graph into plain values, recording where each value came from."""
+    """Turns the composed tree into plain values, recording where each value came from."""
 
     def __init__(self, file: str):
         self.file = file
         self.marks: dict[tuple, Loc] = {}
         self.key_marks: dict[tuple, Loc] = {}
-        self.count = 0
-        self.active: set[int] = set()
+        self.repeated = 0
+        self.aliases: list[_Alias] = []  # the aliases being expanded, outermost first
 
-    def error(self, node, message: str, path: tuple) -> SpecError:
-        loc = _loc_of(node.start_mark, self.file)
-        return SpecError(Problem(loc, message, format_path(path)))
+    def loc(self, mark) -> Loc:
+        return Loc(self.file, mark.line + 1, mark.column + 1)
 
-    def build(self, node, path: tuple = ()) -> Any:
-        self.count += 1
-        if self.count > MAX_VALUES:
-            raise self.error(node, f"document expands to more than {MAX_VALUES:,} values "
-                             "(aliases repeat what they refer to)", path)
+    def error(self, mark, message: str, path: tuple) -> SpecError:
+        return SpecError(Problem(self.loc(mark), message, format_path(path)))
+
+    def build(self, node: _Node | _Alias, path: tuple = ()) -> Any:
+        if isinstance(node, _Alias):
+            self.marks[path] = self.loc(node.mark)
+            self.aliases.append(node)
+            try:
+                return self._value(node.target, path, located=True)
+            finally:
+                self.aliases.pop()
+        return self._value(node, path)
+
+    def _value(self, node: _Node, path: tuple, located: bool = False) -> Any:
+        if self.aliases:
+            self.repeated += 1
+            if self.repeated > MAX_ALIAS_VALUES:
+                first = self.aliases[0]
+                raise self.error(first.mark, f"aliases repeat more than {MAX_ALIAS_VALUES:,} values "
+                                 f"(*{first.name} copies &{first.name}, and so on inside it); "
+                                 "write the values out instead", path)
         if len(path) > MAX_DEPTH:
-            raise self.error(node, f"nesting deeper than {MAX_DEPTH} levels", path)
-        if node.tag not in _CORE_TAGS:
-            raise self.error(node, f"tag {node.tag!r} is not allowed: blockgraph reads plain YAML "
-                             "(maps, lists, strings, numbers, booleans, null)", path)
-        if id(node) in self.active:
-            raise self.error(node, "an alias refers to the value that contains it", path)
-        self.marks[path] = _loc_of(node.start_mark, self.file)
-        if isinstance(node, ScalarNode):
-            return _scalar(node, node.tag)
-        self.active.add(id(node))
-        try:
-            if isinstance(node, SequenceNode):
-                return [self.build(child, path + (i,)) for i, child in enumerate(node.value)]
-            return self._mapping(node, path)
-        finally:
-            self.active.discard(id(node))
+            raise self.error(node.mark, f"nesting deeper than {MAX_DEPTH} levels (through aliases)", path)
+        if not located:
+            self.marks[path] = self.loc(node.mark)
+        if node.kind == "scalar":
+            if node.tag == "merge":
+                raise self.error(node.mark, "'<<' (merge) is only allowed as a key", path)
+            return node.value
+        if node.kind == "seq":
+            return [self.build(child, path + (i,)) for i, child in enumerate(node.value)]
+        return self._mapping(node, path)
 
-    def _mapping(self, node: MappingNode, path: tuple) -> dict:
+    def _mapping(self, node: _Node, path: tuple) -> dict:
         out: dict[str, Any] = {}
-        merged: list[MappingNode] = []
+        merged: list[_Node | _Alias] = []
         for key_node, value_node in node.value:
-            if key_node.tag == _TAG + "merge":
+            key_target = key_node.target if isinstance(key_node, _Alias) else key_node
+            if key_target.kind != "scalar":
+                raise self.error(key_node.mark, "a key must be a plain name, not a list or map", path)
+            if key_target.tag == "merge" and not isinstance(key_node, _Alias):
                 merged.extend(self._merge_sources(value_node, path))
                 continue
-            if not isinstance(key_node, ScalarNode):
-                raise self.error(key_node, "a key must be a plain name, not a list or map", path)
-            key = key_node.value
+            key = key_target.raw
             if key in out:
                 first = self.key_marks[path + (key,)]
-                raise self.error(key_node, f"duplicate key {key!r} (first defined at line {first.line})",
+                raise self.error(key_node.mark, f"duplicate key {key!r} (first defined at line {first.line})",
                                  path + (key,))
-            self.key_marks[path + (key,)] = _loc_of(key_node.start_mark, self.file)
+            self.key_marks[path + (key,)] = self.loc(key_node.mark)
             out[key] = self.build(value_node, path + (key,))
-        for source in merged:  # explicit keys win over merged ones, as YAML's merge key says
-            for key_node, value_node in source.value:
-                key = getattr(key_node, "value", None)
-                if isinstance(key, str) and key not in out:
-                    self.key_marks[path + (key,)] = _loc_of(key_node.start_mark, self.file)
-                    out[key] = self.build(value_node, path + (key,))
+        for source in merged:  # explicit keys win over merged ones, and earlier maps over later
+            alias = source if isinstance(source, _Alias) else None
+            target = alias.target if alias else source
+            if alias:
+                self.aliases.append(alias)
+            try:
+                for key_node, value_node in target.value:
+                    key_target = key_node.target if isinstance(key_node, _Alias) else key_node
+                    key = key_target.raw if key_target.kind == "scalar" else None
+                    if isinstance(key, str) and key_target.tag != "merge" and key not in out:
+                        self.key_marks[path + (key,)] = self.loc(key_node.mark)
+                        out[key] = self.build(value_node, path + (key,))
+            finally:
+                if alias:
+                    self.aliases.pop()
         return out
 
-    def _merge_sources(self, value_node, path: tuple) -> list[MappingNode]:
-        sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+    def _merge_sources(self, value_node, path: tuple) -> list:
+        target = value_node.target if isinstance(value_node, _Alias) else value_node
+        sources = target.value if target.kind == "seq" else [value_node]
         for s in sources:
-            if not isinstance(s, MappingNode):
-                raise self.error(s, "a merge key '<<' takes a map or a list of maps", path)
+            if (s.target if isinstance(s, _Alias) else s).kind != "map":
+                raise self.error(s.mark, "a merge key '<<' takes a map or a list of maps, e.g. <<: *base", path)
         return sources
 
+
+# -- parser errors -------------------------------------------------------------------------
+
+def _yaml_problem(exc: yaml.MarkedYAMLError, text: str, file: str) -> SpecError:
+    mark, context_mark = exc.problem_mark or exc.context_mark, exc.context_mark
+    problem, context = str(exc.problem or ""), str(exc.context or "")
+    if mark is None:
+        return _fail(file, 1, 1, f"invalid YAML: {problem or context or exc}")
+    line, col = mark.line + 1, mark.column + 1
+    index = getattr(mark, "index", None)
+    if index is None or not 0 <= index <= len(text):
+        index = _index(text, mark.line, mark.column)
+    found = "the end of the file" if index >= len(text.rstrip()) else repr(text[index])
+    if index < len(text) and text[index] == "\t":
+        return _fail(file, line, col, "invalid YAML: a tab character here; YAML indents with spaces only")
+    flow = re.match(r"while parsing a flow (sequence|mapping)", context)
+    if flow and context_mark is not None and "expected ','" in problem:
+        opener, closer = ("[", "]") if flow.group(1) == "sequence" else ("{", "}")
+        return _fail(file, context_mark.line + 1, context_mark.column + 1,
+                     f"invalid YAML: this {opener!r} is not closed (or a ',' is missing): expected ',' or "
+                     f"{closer!r} at line {line}, column {col}, found {found}")
+    if "quoted scalar" in context and "end of stream" in problem and context_mark is not None:
+        return _fail(file, context_mark.line + 1, context_mark.column + 1,
+                     "invalid YAML: this quoted string is not closed")
+    message = problem[0].lower() + problem[1:] if problem else "invalid YAML"
+    if context and context_mark is not None and (context_mark.line, context_mark.column) != (mark.line, mark.column):
+        message += f" ({context} that starts at {_where(context_mark)})"
+    return _fail(file, line, col, f"invalid YAML: {message}")
+
+
+def _index(text: str, line: int, column: int) -> int:
+    pos = 0
+    for _ in range(line):
+        nxt = text.find("\n", pos)
+        if nxt < 0:
+            return len(text)
+        pos = nxt + 1
+    return min(pos + column, len(text))
+
+
+# -- entry point ---------------------------------------------------------------------------
 
 def parse(source: str | bytes | Path, file: str | None = None) -> Document:
     """Read YAML text (or a path) into a located `Document`; raise `SpecError` on any problem."""
     if isinstance(source, Path):
         file = file or str(source)
         try:
-            raw = source.read_bytes() if source.stat().st_size <= MAX_BYTES else b"x" * (MAX_BYTES + 1)
+            size = source.stat().st_size
+            if size > MAX_BYTES:
+                raise _fail(file, 1, 1, f"file is {size:,} bytes; the limit is {MAX_BYTES:,} bytes")
+            raw = source.read_bytes()
         except OSError as exc:
             raise _fail(file, 1, 1, f"cannot read file: {exc.strerror or exc}") from None
         text = _decode(raw, file)
@@ -251,30 +436,20 @@ def parse(source: str | bytes | Path, file: str | None = None) -> Document:
         if len(source) > MAX_BYTES:
             raise _fail(file, 1, 1, f"text is {len(source):,} characters; the limit is {MAX_BYTES:,}")
         text = source
-    if "\x00" in text:
-        before = text[: text.index("\x00")]
-        raise _fail(file, before.count("\n") + 1, len(before) - before.rfind("\n"),
-                    "binary data (a NUL byte) in a YAML file")
-    _check_flow_depth(text, file)
-    loader = (_CLoader if _Parser is not None else _PyLoader)(text)
+    _check_characters(text, file)
+    parser = _CParser(text) if _CParser is not None else _PyParser(text)
     try:
-        root = loader.get_single_node()
+        root = _Composer(parser, file).compose()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        msg = " ".join(str(p) for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise _fail(file, line, col, f"invalid YAML: {msg}") from None
+        raise _yaml_problem(exc, text, file) from None
     except yaml.YAMLError as exc:
         raise _fail(file, 1, 1, f"invalid YAML: {exc}") from None
-    except RecursionError:
-        raise _fail(file, 1, 1, "invalid YAML: nesting too deep") from None
     finally:
-        dispose = getattr(loader, "dispose", None)
+        dispose = getattr(parser, "dispose", None)
         if dispose:
             dispose()
     if root is None:
-        raise _fail(file, 1, 1, "the file is empty: a spec is a map with blockgraph, name, inputs "
-                    "and nodes")
+        raise _fail(file, 1, 1, "the file is empty: a spec is a map with blockgraph, name, inputs and nodes")
     builder = _Builder(file)
     data = builder.build(root)
     return Document(data, file, text, builder.marks, builder.key_marks)

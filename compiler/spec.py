@@ -22,18 +22,33 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import expr
 from .blocks import Block, registry
-from .blocks.base import Composite
+from .blocks.base import GENERATED, Composite
 from .blocks.base import Shape
 from .errors import Collector, Loc, Problem, SpecError, format_path
 from .init import InitPolicy, NodeInit
 from .source import Document, parse
 
 FORMAT_VERSION = 1
-NODE_KEYS = ("op", "id", "in", "repeat", "first", "init", "when")
+NODE_KEYS = ("op", "id", "in", "repeat", "first", "init", "when", "scalable")
 """Keys every node may carry besides its op's own arguments."""
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_REPEAT = 10_000
 MAX_NODES = 100_000
+
+
+class Scaling(BaseModel):
+    """Width and depth multipliers for a whole spec (EfficientNet's compound scaling,
+    Ultralytics' n/s/m/l/x scales)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True)
+
+    width: float = Field(1.0, gt=0, le=64)
+    """Multiplies every channel count a node states (conv/residual/inception/mlpconv widths,
+    growth rates); not `linear` outputs, so the number of classes stays."""
+    depth: float = Field(1.0, gt=0, le=64)
+    """Multiplies every `repeat` count and dense-block `layers` (rounded up)."""
+    divisor: int = Field(8, gt=0)
+    """Scaled channel counts are rounded to a multiple of this (never below it)."""
 
 
 class SpecDocument(BaseModel):
@@ -66,6 +81,9 @@ class SpecDocument(BaseModel):
     """The graph, in order: each node reads the previous one unless it names `in`."""
     outputs: list[str] | str | None = None
     """Node ids returned by the module (default: the last node)."""
+    scaling: dict[str, Any] = {}
+    """Width and depth multipliers for the whole spec ({width, depth, divisor}, see Scaling;
+    values may be $vars); nodes with `scalable: false` keep theirs."""
     plugins: list[str] = []
     """Plugin modules whose blocks this spec uses. Only checked, never imported: load them with
     `--plugin NAME`, $BLOCKGRAPH_PLUGINS or compiler.load_plugins."""
@@ -347,6 +365,7 @@ class _Loader:
         self.defaults: dict[str, dict[str, tuple[Any, tuple]]] = {}
         self.groups: dict[str, Group] = {}
         self.disabled: dict[str, Loc] = {}
+        self.scaling = Scaling()
 
     # -- located errors -----------------------------------------------------------------
     def error(self, path: tuple, message: str, at_key: bool = False, scope: _Scope | None = None) -> None:
@@ -418,6 +437,9 @@ class _Loader:
         self._check_plugins(header)
         self.user_blocks = self._user_blocks(header)
         self.defaults = self._defaults(header)
+        scaling = self.resolve(header.scaling, ("scaling",), values)
+        if not _contains_failed(scaling):
+            self.scaling = self.validate(Scaling, scaling, ("scaling",), "scaling") or Scaling()
         top = _Scope(prefix="", group=(), inputs={n: n for n in inputs}, values=values, path=("nodes",))
         self._expand(header.nodes, top)
         if len(self.nodes) > MAX_NODES:
@@ -758,6 +780,12 @@ class _Loader:
                 self.error(path + ("repeat",), f"expected a whole number of copies from 0 to {MAX_REPEAT:,}, "
                            f"got {_describe(repeat)}", scope=scope)
                 ok = False
+            elif repeat > 0 and self.scaling.depth != 1 and not raw.get(GENERATED) and raw.get("scalable", True):
+                repeat = min(MAX_REPEAT, math.ceil(repeat * self.scaling.depth))
+        if "scalable" in raw and not isinstance(raw["scalable"], bool):
+            self.error(path + ("scalable",), f"`scalable` is true or false, got {_describe(raw['scalable'])}",
+                       scope=scope)
+            ok = False
         first = raw.get("first")
         if "first" in raw:
             if not isinstance(first, dict):
@@ -785,15 +813,44 @@ class _Loader:
     def _args(self, raw: dict, op: str, path: tuple, scope: _Scope):
         args: dict[str, Any] = {}
         origins: dict[str, tuple] = {}
-        for key, (value, where) in self.defaults.get(op, {}).items():
+        own_defaults = {} if raw.get(GENERATED) else self.defaults.get(op, {})  # composites set their own
+        for key, (value, where) in own_defaults.items():
             args[key], origins[key] = self.resolve(value, where, _root_values(scope.values)), where
         for key, value in raw.items():
-            if key in NODE_KEYS:
+            if key in NODE_KEYS or key == GENERATED:
                 continue
             args[key], origins[key] = self.resolve(value, path + (key,), scope.values), path + (key,)
         if _contains_failed(args):
             return None, origins
+        if not raw.get(GENERATED) and raw.get("scalable", True) is not False:
+            args = self._scaled(op, args)
         return args, origins
+
+    def _scaled(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Apply `scaling:` to the channel and layer counts the node states."""
+        from .blocks.se import make_divisible
+
+        cls = registry.get(op)
+        width, depth = self.scaling.width, self.scaling.depth
+        if cls is None or (width == 1 and depth == 1):
+            return args
+
+        def channels(v):
+            if isinstance(v, list):
+                return [channels(x) for x in v]
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+                return make_divisible(v * width, self.scaling.divisor)
+            return v
+
+        out = dict(args)
+        for name in getattr(cls, "width_fields", ()):
+            if name in out and width != 1:
+                out[name] = channels(out[name])
+        for name in getattr(cls, "depth_fields", ()):
+            value = out.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0 and depth != 1:
+                out[name] = math.ceil(value * depth)
+        return out
 
     @staticmethod
     def _generated_id(op: str, counters: dict[str, int], taken: set[str]) -> str:

@@ -49,6 +49,8 @@ class Block(BaseModel):
     max_inputs: ClassVar[int | None] = 1
     examples: ClassVar[list[tuple[dict, list[Shape]]]] = []
     """Valid (arguments, input shapes) pairs: the registry test runs every block on them."""
+    width_fields: ClassVar[tuple[str, ...]] = ()
+    """Channel-count fields that `scaling.width` multiplies (a classifier's `out` is not one)."""
     shape_only_inputs: ClassVar[tuple[int, ...]] = ()
     """Positions of inputs read for their shape only (a shortcut's target)."""
     names_inputs: ClassVar[bool] = False
@@ -66,6 +68,10 @@ class Block(BaseModel):
     def window(self, in_shapes: list[Shape]) -> tuple[int, int]:
         """(kernel extent, stride) along a spatial axis, for receptive fields."""
         return 1, 1
+
+    def allocates(self, in_shapes: list[Shape]) -> bool:
+        """False when the output is a view of an input (no new activation memory)."""
+        return True
 
     # -- modules --------------------------------------------------------------------------
     def build(self, in_shapes: list[Shape]) -> "nn.Module | None":
@@ -135,9 +141,15 @@ class Composite(BaseModel):
     examples: ClassVar[list[tuple[dict, list[Shape]]]] = []
     input_names: ClassVar[tuple[str, ...]] = ("x",)
     """Names the expansion uses for its inputs (`in: x`)."""
+    width_fields: ClassVar[tuple[str, ...]] = ()
+    """Channel-count fields that `scaling.width` multiplies."""
+    depth_fields: ClassVar[tuple[str, ...]] = ()
+    """Layer-count fields that `scaling.depth` multiplies."""
 
     def expand(self) -> list[dict[str, Any]]:
-        """Nodes in the spec's own YAML form (op, id, in, arguments)."""
+        """Nodes in the spec's own YAML form (op, id, in, arguments). Nodes the composite
+        makes itself are marked with `generated()`, so the spec's `defaults:` and `scaling:`
+        leave them alone; nodes the user passed in (a body, branches) stay unmarked."""
         raise NotImplementedError
 
     @classmethod
@@ -146,3 +158,11 @@ class Composite(BaseModel):
 
     def args(self) -> dict[str, Any]:
         return self.model_dump(exclude={"op"}, exclude_defaults=True, mode="json")
+
+
+GENERATED = "__generated__"
+"""Key marking a node dict that a composite made itself (see Composite.expand)."""
+
+
+def generated(node: dict[str, Any]) -> dict[str, Any]:
+    return {**node, GENERATED: True}

@@ -52,6 +52,7 @@ class Conv(Block):
     """Order of the fused parts; `norm-act-conv` is the pre-activation unit of He et al. 2016."""
 
     family = "conv"
+    width_fields = ("out",)
     examples = [
         ({"out": 8}, [(4, 10, 10)]),
         ({"out": 8, "k": [3, 5], "stride": 2, "pad": [1, 0], "groups": 2, "norm": "batch", "act": "relu"}, [(4, 9, 11)]),

@@ -18,12 +18,14 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt
 
-from .base import Composite
+from .base import Composite, generated
 from .common import Act, Norm
 from .registry import register
 
 
 class _DenseOptions(Composite):
+    width_fields = ("growth",)
+    depth_fields = ("layers",)
     growth: PositiveInt
     """Growth rate k: new channels per layer."""
     bottleneck: NonNegativeInt = 4
@@ -49,7 +51,7 @@ class _DenseOptions(Composite):
         nodes.append(self._conv("conv2", self.growth, 3))
         if self.dropout:
             nodes.append({"id": "dropout", "op": "dropout", "p": self.dropout})
-        return nodes
+        return [generated(n) for n in nodes]
 
 
 @register
@@ -76,4 +78,4 @@ class Dense(_DenseOptions):
             nodes.append({"id": f"layer{i}", "op": "dense_layer", "in": features, **options})
             nodes.append({"id": f"cat{i}", "op": "concat", "in": [features, f"layer{i}"]})
             features = f"cat{i}"
-        return nodes
+        return [generated(n) for n in nodes]

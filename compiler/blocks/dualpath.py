@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from pydantic import PositiveInt
 
-from .base import Composite
+from .base import Composite, generated
 from .common import Act, Norm
 from .registry import register
 
@@ -113,4 +113,4 @@ class DualPath(Composite):
             {"id": "add", "op": "add", "in": ["res_in", "res_out"]},
             {"id": "concat", "op": "concat", "in": ["add", "dense_in", "dense_out"]},
         ]
-        return nodes
+        return [generated(n) for n in nodes]

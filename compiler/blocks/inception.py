@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from .base import Composite
+from .base import Composite, generated
 from .common import Act, Norm
 from .registry import register
 
@@ -51,6 +51,7 @@ class Inception(Composite):
     branches: list[list[dict[str, Any]]] | None = Field(None, min_length=2)
     """General form: each branch a list of nodes; instead of b1/b3/b5/pool."""
     family = "composite"
+    width_fields = ("b1", "b3", "b5", "pool")
     examples = [
         ({"b1": 4, "b3": [3, 5], "b5": [2, 3], "pool": 2}, [(6, 7, 7)]),
         ({"b1": 2, "b3": [2, 3], "b5": [1, 2], "pool": 1, "k5": 3, "norm": "batch"}, [(3, 5, 5)]),
@@ -68,7 +69,7 @@ class Inception(Composite):
         return self
 
     def _conv(self, node_id: str, out: int, k: int) -> dict[str, Any]:
-        node: dict[str, Any] = {"id": node_id, "op": "conv", "out": out, "k": k}
+        node: dict[str, Any] = generated({"id": node_id, "op": "conv", "out": out, "k": k})
         if self.norm is not None:
             node["norm"] = self.norm.model_dump()
         if self.act is not None:
@@ -84,13 +85,13 @@ class Inception(Composite):
         if self.b5:
             branches.append([self._conv("reduce", self.b5[0], 1), self._conv("conv", self.b5[1], self.k5)])
         if self.pool is not None:
-            pool = [{"id": "pool", "op": "maxpool", "k": 3, "stride": 1, "pad": 1, "ceil": self.pool_ceil}]
+            pool = [generated({"id": "pool", "op": "maxpool", "k": 3, "stride": 1, "pad": 1, "ceil": self.pool_ceil})]
             branches.append(pool + ([self._conv("proj", self.pool, 1)] if self.pool else []))
         return branches
 
     def expand(self) -> list[dict[str, Any]]:
         branches = self.branches if self.branches is not None else self._fixed_branches()
-        nodes = [{"id": f"branch{i}", "op": "sequence", "in": "x", "nodes": list(b)}
+        nodes = [generated({"id": f"branch{i}", "op": "sequence", "in": "x", "nodes": list(b)})
                  for i, b in enumerate(branches, start=1)]
-        nodes.append({"id": "concat", "op": "concat", "in": [n["id"] for n in nodes]})
+        nodes.append(generated({"id": "concat", "op": "concat", "in": [n["id"] for n in nodes]}))
         return nodes

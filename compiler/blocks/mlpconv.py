@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt
 
-from .base import Composite
+from .base import Composite, generated
 from .common import Act, Norm
 from .registry import register
 
@@ -38,6 +38,7 @@ class MlpConv(Composite):
     last_act: bool = True
     """Activation after the last 1x1 conv too."""
     family = "composite"
+    width_fields = ("out",)
     examples = [({"out": [6, 5, 4], "k": 5}, [(3, 8, 8)]), ({"out": [4, 3], "stride": 2, "last_act": False}, [(2, 7, 7)])]
 
     def expand(self) -> list[dict[str, Any]]:
@@ -52,4 +53,4 @@ class MlpConv(Composite):
             if self.last_act or i < len(self.out) - 1:
                 node["act"] = self.act.model_dump()
             nodes.append(node)
-        return nodes
+        return [generated(n) for n in nodes]

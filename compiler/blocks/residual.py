@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PositiveInt, model_validator
 
-from .base import Composite
+from .base import Composite, generated
 from .common import Act, Norm
 from .registry import register
 
@@ -74,6 +74,7 @@ class Residual(Composite):
     se: SEOptions | None = None
     """Squeeze-and-excitation after the body: a reduction (16) or {reduction, divisor}."""
     family = "composite"
+    width_fields = ("out",)
     examples = [
         ({"out": 4}, [(4, 6, 6)]),
         ({"out": 8, "stride": 2}, [(4, 6, 6)]),
@@ -113,11 +114,13 @@ class Residual(Composite):
 
     def _body(self) -> list[dict[str, Any]]:
         if self.body == "basic":
-            nodes = [self._conv("conv1", self.out, 3, self.stride), self._conv("conv2", self.out, 3, act=False)]
+            nodes = [generated(self._conv("conv1", self.out, 3, self.stride)),
+                     generated(self._conv("conv2", self.out, 3, act=False))]
         elif self.body == "bottleneck":
             width = self.width()
-            nodes = [self._conv("conv1", width, 1), self._conv("conv2", width, 3, self.stride, self.groups),
-                     self._conv("conv3", self.out, 1, act=False)]
+            nodes = [generated(self._conv("conv1", width, 1)),
+                     generated(self._conv("conv2", width, 3, self.stride, self.groups)),
+                     generated(self._conv("conv3", self.out, 1, act=False))]
         elif isinstance(self.body, dict):
             nodes = [{"id": "body", **self.body}]
         else:
@@ -133,14 +136,15 @@ class Residual(Composite):
         last = nodes[-1].get("id") or "body_out"
         nodes[-1].setdefault("id", last)
         if self.se is not None:
-            nodes.append({"id": "se", "op": "se", "reduction": self.se.reduction, "divisor": self.se.divisor})
+            nodes.append(generated({"id": "se", "op": "se", "reduction": self.se.reduction,
+                                    "divisor": self.se.divisor}))
             last = "se"
         shortcut: dict[str, Any] = {"id": "shortcut", "op": "shortcut", "in": ["x", last], "mode": self.shortcut,
                                     "norm": None if self.norm is None or self.preact else self.norm.model_dump()}
         add: dict[str, Any] = {"id": "add", "op": "add", "in": ["shortcut", last]}
         if self.scale != 1:
             add["weights"] = [1.0, self.scale]
-        nodes += [shortcut, add]
+        nodes += [generated(shortcut), generated(add)]
         if not self.preact:
-            nodes.append({"id": "act", "op": "act", **self.act.model_dump()})
+            nodes.append(generated({"id": "act", "op": "act", **self.act.model_dump()}))
         return nodes

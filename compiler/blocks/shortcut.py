@@ -80,3 +80,6 @@ class Shortcut(Block):
         if em.module is None:
             return args[0]
         return super().emit(em, args[:1])
+
+    def allocates(self, in_shapes: list[Shape]) -> bool:
+        return self._stride(in_shapes) is not None

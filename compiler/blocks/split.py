@@ -73,3 +73,6 @@ class Slice(Block):
     def emit(self, em, args):
         index = (slice(None),) * (self.dim + 1) + (slice(self.start, self.end),)
         return em.call_function(operator.getitem, (args[0], index))
+
+    def allocates(self, in_shapes: list[Shape]) -> bool:
+        return False

@@ -35,6 +35,7 @@ class Transition(Block):
     act: Act | None = Act(kind="relu")
     """Activation before the conv."""
     family = "conv"
+    width_fields = ("out",)
     examples = [({}, [(8, 6, 6)]), ({"out": 3, "pool": "max", "norm": None}, [(5, 4, 4)]),
                 ({"compression": 1.0, "pool": "none"}, [(4, 3, 3)])]
 
