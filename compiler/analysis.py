@@ -90,7 +90,15 @@ class Analysis:
         }
 
 
-def count_parameters(block, in_shapes: list[Shape], cache: dict) -> tuple[int, int]:
+_COUNTS: dict = {}
+"""Counts of (block, input shapes) pairs seen in this process: blocks are immutable."""
+
+
+def count_parameters(block, in_shapes: list[Shape], cache: dict = _COUNTS) -> tuple[int, int]:
+    """(trainable parameters, buffer values): the block's closed form, else a meta build."""
+    closed = block.param_count(list(in_shapes))
+    if closed is not None:
+        return closed
     key = (block, tuple(in_shapes))
     hit = cache.get(key)
     if hit is None:
@@ -113,16 +121,18 @@ def analyze(spec: Spec, batch: int = 1, dtype: str = "float32") -> Analysis:
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPE_BYTES)}")
     graph = check(spec)
-    cache: dict = {}
     rf: dict[str, tuple[int, int]] = {name: (1, 1) for name in spec.inputs}
     rows = []
+    by_id = {n.id: n for n in spec.nodes}
+    shapes = graph.shapes
     for node_id in graph.order:
-        node = spec.node(node_id)
+        node = by_id[node_id]
         refs = graph.inputs[node_id]
-        in_shapes = graph.in_shapes(node_id)
-        shape = graph.shapes[node_id]
-        params, buffers = count_parameters(node.block, in_shapes, cache)
-        k, s = node.block.window(in_shapes) if all(len(x) == 3 for x in in_shapes) else (1, 1)
+        in_shapes = [shapes[r] for r in refs]
+        shape = shapes[node_id]
+        params, buffers = count_parameters(node.block, in_shapes)
+        spatial = all(len(x) == 3 for x in in_shapes)
+        k, s = node.block.window(in_shapes) if spatial else (1, 1)
         field_in = max(rf[r][0] for r in refs)
         jump_in = max(rf[r][1] for r in refs)
         rf[node_id] = (field_in + (k - 1) * jump_in, jump_in * s)

@@ -151,6 +151,8 @@ def _infer(node: Node, refs: list[str], shapes: dict[str, Shape], out: Collector
 
 
 def _report_cycles(dag: nx.DiGraph, by_id: dict[str, Node], out: Collector) -> None:
+    if nx.is_directed_acyclic_graph(dag):
+        return
     reported: set[frozenset] = set()
     for component in nx.strongly_connected_components(dag):
         if len(component) == 1:
@@ -174,8 +176,12 @@ def _report_cycles(dag: nx.DiGraph, by_id: dict[str, Node], out: Collector) -> N
 def _report_unused(dag: nx.DiGraph, spec: Spec, by_id: dict[str, Node], outputs: list[str],
                    out: Collector) -> None:
     needed: set[str] = set(outputs)
-    for o in outputs:
-        needed |= nx.ancestors(dag, o)
+    stack = list(outputs)
+    while stack:  # everything the outputs read, directly or not
+        for parent in dag.predecessors(stack.pop()):
+            if parent not in needed:
+                needed.add(parent)
+                stack.append(parent)
     reported_groups: set[str] = set()
     for node_id, node in by_id.items():
         if node_id in needed:

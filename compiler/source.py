@@ -12,6 +12,7 @@ a string, not ``False``.
 
 from __future__ import annotations
 
+import gc
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,25 +179,29 @@ class _Composer:
         documents = 0
         stack = self.stack
         get = self.parser.get_event
+        scalar_event, end_events, skip_events = ev.ScalarEvent, (ev.SequenceEndEvent, ev.MappingEndEvent), (
+            ev.StreamStartEvent, ev.DocumentEndEvent)
         while True:
             event = get()
-            if isinstance(event, ev.StreamEndEvent):
+            cls = event.__class__
+            if cls is scalar_event and event.anchor is None:  # the common case, kept short
+                node = _scalar(event, self)
+            elif cls in end_events:
+                stack.pop()[0].open = False
+                continue
+            elif cls is ev.StreamEndEvent:
                 return root
-            if isinstance(event, ev.DocumentStartEvent):
+            elif cls is ev.DocumentStartEvent:
                 documents += 1
                 if documents > 1:
                     raise self.fail(event.start_mark, "a spec file holds one YAML document; a second one "
                                     "starts here (remove the '---' line or split the file)")
                 continue
-            if isinstance(event, (ev.StreamStartEvent, ev.DocumentEndEvent)):
+            elif cls in skip_events:
                 continue
-            if isinstance(event, (ev.SequenceEndEvent, ev.MappingEndEvent)):
-                stack.pop()[0].open = False
-                continue
-            node = self._node(event, len(stack))
-            if not stack:
-                root = node
             else:
+                node = self._node(event, len(stack))
+            if stack:
                 frame = stack[-1]
                 parent = frame[0]
                 if parent.kind == "seq":
@@ -206,7 +211,9 @@ class _Composer:
                 else:
                     parent.value.append((frame[1], node))
                     frame[2], frame[1] = frame[1], None
-            if isinstance(node, _Node) and node.kind != "scalar":
+            else:
+                root = node
+            if node.__class__ is _Node and node.kind != "scalar":
                 stack.append([node, None, None])
 
     def _node(self, event, depth: int) -> _Node | _Alias:
@@ -246,15 +253,14 @@ def _tag_message(tag: str) -> str:
 
 def _scalar(event, composer: _Composer) -> _Node:
     raw, tag, mark = event.value, event.tag, event.start_mark
-    if tag in (None, "!"):
+    if tag is None or tag == "!":
         kind = "str"
-        if tag is None and event.implicit[0]:  # a plain scalar: resolve by its text
-            if not raw:
-                kind = "null"
-            else:
-                kind = next((name for name, rx in _BY_FIRST.get(raw[0], ()) if rx.match(raw)), "str")
-        if kind == "merge":
-            return _Node("scalar", raw, mark, raw, "merge")
+        if tag is None and event.implicit[0] and (not raw or raw[0] in _BY_FIRST):  # plain: resolve by text
+            kind = "null" if not raw else next((k for k, rx in _BY_FIRST[raw[0]] if rx.match(raw)), "str")
+            if kind == "merge":
+                return _Node("scalar", raw, mark, raw, "merge")
+        if kind == "str":
+            return _Node("scalar", raw, mark, raw, "str")
     elif tag in _SCALAR_TAGS:
         kind = tag[len(_TAG):]
         if kind != "str":
@@ -438,6 +444,8 @@ def parse(source: str | bytes | Path, file: str | None = None) -> Document:
         text = source
     _check_characters(text, file)
     parser = _CParser(text) if _CParser is not None else _PyParser(text)
+    collecting = gc.isenabled()
+    gc.disable()  # many small objects, no cycles: the collector would only slow this down
     try:
         root = _Composer(parser, file).compose()
     except yaml.MarkedYAMLError as exc:
@@ -448,8 +456,15 @@ def parse(source: str | bytes | Path, file: str | None = None) -> Document:
         dispose = getattr(parser, "dispose", None)
         if dispose:
             dispose()
+        if collecting:
+            gc.enable()
     if root is None:
         raise _fail(file, 1, 1, "the file is empty: a spec is a map with blockgraph, name, inputs and nodes")
     builder = _Builder(file)
-    data = builder.build(root)
+    gc.disable()
+    try:
+        data = builder.build(root)
+    finally:
+        if collecting:
+            gc.enable()
     return Document(data, file, text, builder.marks, builder.key_marks)

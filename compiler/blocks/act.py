@@ -28,6 +28,9 @@ class ActOp(Block, Act):
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         return in_shapes[0]
 
+    def param_count(self, in_shapes: list[Shape]) -> tuple[int, int]:
+        return 0, 0
+
     def build(self, in_shapes: list[Shape]):
         return None if self.function() or self.kind == "identity" else self.module()
 

@@ -69,6 +69,14 @@ class Block(BaseModel):
         """(kernel extent, stride) along a spatial axis, for receptive fields."""
         return 1, 1
 
+    def param_count(self, in_shapes: list[Shape]) -> tuple[int, int] | None:
+        """(trainable parameters, buffer values) in closed form, or None to count them on a
+        meta-device build. Optional: the registry test checks any closed form against the
+        built module."""
+        if type(self).build is Block.build:  # stateless: nothing to count
+            return 0, 0
+        return None
+
     def allocates(self, in_shapes: list[Shape]) -> bool:
         """False when the output is a view of an input (no new activation memory)."""
         return True

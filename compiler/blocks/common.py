@@ -95,6 +95,12 @@ class Norm(_Options):
         if self.kind == "instance" and len(shape) != 3:
             raise ShapeError(f"instance norm needs a feature map [C, H, W]. Received: {fmt(shape)}")
 
+    def param_count(self, shape: Shape) -> tuple[int, int]:
+        """(gamma + beta, running mean + var) of this norm over `shape`."""
+        c = shape[0]
+        affine = 2 * c if self.affine else 0
+        return affine, 2 * c if self.kind == "batch" else 0
+
     def module(self, shape: Shape):
         from torch import nn
 

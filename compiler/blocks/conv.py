@@ -105,6 +105,15 @@ class Conv(Block):
         k, d = pair(self.k), pair(self.dilation)
         return max(d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1), max(pair(self.stride))
 
+    def param_count(self, in_shapes: list[Shape]) -> tuple[int, int]:
+        kh, kw = pair(self.k)
+        c = in_shapes[0][0]
+        params, buffers = self.out * c // self.groups * kh * kw + (self.out if self._has_bias() else 0), 0
+        if self.norm is not None:
+            p, b = self.norm.param_count(in_shapes[0] if self.order == "norm-act-conv" else (self.out,))
+            params, buffers = params + p, buffers + b
+        return params, buffers
+
     def build(self, in_shapes: list[Shape]):
         from torch import nn
 

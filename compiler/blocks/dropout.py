@@ -32,6 +32,9 @@ class Dropout(Block):
             raise ShapeError(f"spatial dropout needs a feature map [C, H, W]. Received: {fmt(in_shapes[0])}")
         return in_shapes[0]
 
+    def param_count(self, in_shapes: list[Shape]) -> tuple[int, int]:
+        return 0, 0
+
     def build(self, in_shapes: list[Shape]):
         from torch import nn
 

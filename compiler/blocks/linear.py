@@ -45,6 +45,13 @@ class Linear(Block):
     def macs(self, in_shapes: list[Shape], out_shape: Shape) -> int:
         return in_shapes[0][0] * self.out
 
+    def param_count(self, in_shapes: list[Shape]) -> tuple[int, int]:
+        params, buffers = in_shapes[0][0] * self.out + (self.out if self.bias else 0), 0
+        if self.norm is not None:
+            p, b = self.norm.param_count((self.out,))
+            params, buffers = params + p, buffers + b
+        return params, buffers
+
     def build(self, in_shapes: list[Shape]):
         from torch import nn
 

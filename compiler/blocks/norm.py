@@ -31,5 +31,8 @@ class NormOp(Block, Norm):
         self.check(in_shapes[0])
         return in_shapes[0]
 
+    def param_count(self, in_shapes: list[Shape]) -> tuple[int, int]:
+        return Norm.param_count(self, in_shapes[0])
+
     def build(self, in_shapes: list[Shape]):
         return self.module(in_shapes[0])

@@ -63,6 +63,11 @@ class SqueezeExcite(Block):
         c = in_shapes[0][0]
         return 2 * c * self.hidden(c)
 
+    def param_count(self, in_shapes: list[Shape]) -> tuple[int, int]:
+        c = in_shapes[0][0]
+        h = self.hidden(c)
+        return 2 * c * h + h + c, 0
+
     def build(self, in_shapes: list[Shape]):
         c = in_shapes[0][0]
         from ..modules import SqueezeExcite as Module

@@ -64,6 +64,15 @@ class Shortcut(Block):
     def window(self, in_shapes: list[Shape]) -> tuple[int, int]:
         return 1, self._stride(in_shapes) or 1
 
+    def param_count(self, in_shapes: list[Shape]) -> tuple[int, int]:
+        if self._stride(in_shapes) is None:
+            return 0, 0
+        c_in, c_out = in_shapes[0][0], in_shapes[1][0]
+        if self.norm is None:
+            return c_in * c_out + c_out, 0
+        p, b = self.norm.param_count(in_shapes[1])
+        return c_in * c_out + p, b
+
     def build(self, in_shapes: list[Shape]):
         from torch import nn
 

@@ -60,6 +60,14 @@ class Transition(Block):
     def window(self, in_shapes: list[Shape]) -> tuple[int, int]:
         return (1, 1) if self.pool == "none" else (2, 2)
 
+    def param_count(self, in_shapes: list[Shape]) -> tuple[int, int]:
+        c = in_shapes[0][0]
+        conv = c * self.channels(c) + (0 if self.norm is not None else self.channels(c))  # bias without a norm
+        if self.norm is None:
+            return conv, 0
+        p, b = self.norm.param_count(in_shapes[0])
+        return conv + p, b
+
     def build(self, in_shapes: list[Shape]):
         from torch import nn
 

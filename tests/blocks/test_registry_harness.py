@@ -55,8 +55,9 @@ def test_shape_cost_and_gradients(op, args, shapes):
     expected = analysis.graph.shapes[analysis.graph.outputs[0]]
     assert tuple(out.shape) == (2, *expected)
 
-    # parameters: the static count is the built module's
+    # parameters: the static count (closed form or meta build) is the built module's
     assert analysis.params == sum(p.numel() for p in module.parameters())
+    assert analysis.buffers == sum(b.numel() for b in module.buffers() if b.dtype.is_floating_point)
 
     # MACs: PyTorch's FLOP counter counts 2 per multiply-accumulate in conv / matmul
     module.eval()
