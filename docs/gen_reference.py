@@ -1,0 +1,229 @@
+"""Regenerate the parameter tables of docs/spec-language.md from the code.
+
+The tables live between marker comments in the markdown and are committed as plain text:
+
+    <!-- table: op conv -->                      every field of the op `conv` (registry)
+    <!-- table: model compiler.blocks.common.Act -->   every field of a pydantic model
+    <!-- table: scaling fields -->               the fields `scaling:` multiplies, per op
+    ...generated rows...
+    <!-- end table -->
+
+Each row is built from the pydantic field: its name, its type (annotation and bounds), its
+default and its attribute docstring (the models use `use_attribute_docstrings=True`).
+
+    python docs/gen_reference.py           # rewrite the tables in place
+    python docs/gen_reference.py --check   # exit 1 if a table is out of date (tests/test_docs.py)
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import annotated_types
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DOC = ROOT / "docs" / "spec-language.md"
+MARKER = re.compile(r"<!-- table: (op|model|scaling) ([\w.]+) -->\n.*?<!-- end table -->", re.S)
+
+# How nested option models are named in the tables (with a link to their section).
+MODEL_NAMES = {
+    "Act": "[act](#act-options)",
+    "Norm": "[norm](#norm-options)",
+    "Initializer": "[initializer](#initializers)",
+    "Rule": "[rule](#rules-weight-and-bias)",
+    "NodeInit": "[node init](#per-node-init)",
+    "InitPolicy": "[init](#init-policies)",
+    "SEOptions": "number or [se options](#se-options)",
+}
+
+
+def _bounds(metadata: list, unit: str = "item") -> str:
+    parts = []
+    for m in metadata:
+        if getattr(m, "pattern", None):
+            parts.append(f"matching `{m.pattern}`")
+        if getattr(m, "max_length", None) and not isinstance(m, annotated_types.MaxLen):
+            parts.append(f"at most {m.max_length} {unit}s")
+        if isinstance(m, annotated_types.Gt):
+            parts.append(f"> {m.gt}")
+        elif isinstance(m, annotated_types.Ge):
+            parts.append(f"≥ {m.ge}")
+        elif isinstance(m, annotated_types.Lt):
+            parts.append(f"< {m.lt}")
+        elif isinstance(m, annotated_types.Le):
+            parts.append(f"≤ {m.le}")
+        elif isinstance(m, annotated_types.MinLen):
+            parts.append(f"at least {m.min_length} {unit}{'s' if m.min_length != 1 else ''}")
+        elif isinstance(m, annotated_types.MaxLen):
+            parts.append(f"at most {m.max_length} {unit}s")
+    return ", ".join(parts)
+
+
+def type_text(annotation: Any, metadata: list | None = None) -> str:
+    """A reader's name for a field's type: `int > 0 or [int > 0, int > 0]`."""
+    metadata = list(metadata or [])
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return type_text(args[0], list(args[1:]) + metadata)
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in args if a is not type(None)]
+        text = " or ".join(type_text(a) for a in members)
+        if len(members) < len(args):
+            text += " or `null`"
+        bounds = _bounds(metadata)
+        return f"{text} ({bounds})" if bounds else text
+    if origin is typing.Literal:
+        values = [f"`{_yaml(v)}`" for v in args]
+        return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
+    bounds = _bounds(metadata, "character" if annotation is str else "item")
+    if origin in (tuple, list):
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis or origin is list:
+            item = type_text(args[0])
+            text = f"list of {item}" if not item.startswith("list") else f"list of ({item})"
+        else:
+            text = "[" + ", ".join(type_text(a) for a in args) + "]"
+        return f"{text} ({bounds})" if bounds else text
+    if origin is dict:
+        text = "map"
+        return f"{text} ({bounds})" if bounds else text
+    if annotation is typing.Any:
+        return "any"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return MODEL_NAMES.get(annotation.__name__, annotation.__name__)
+    names = {int: "int", float: "number", bool: "bool", str: "text", type(None): "`null`"}
+    text = names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+    return f"{text} {bounds}" if bounds and text in ("int", "number") else (f"{text} ({bounds})" if bounds else text)
+
+
+def _yaml(value: Any) -> str:
+    """A value as it would be written in a spec."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return f"{value:.1f}"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_yaml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        changed = {k: getattr(value, k) for k, f in fields.items()
+                   if f.is_required() or getattr(value, k) != f.default}
+        if list(changed) == ["kind"]:
+            return _yaml(changed["kind"])
+        return _yaml(changed) if changed else "{}"
+    return str(value)
+
+
+def default_text(field) -> str:
+    if field.is_required():
+        return "required"
+    default = field.default
+    if default is PydanticUndefined and field.default_factory is not None:
+        default = field.default_factory()
+    return f"`{_yaml(default)}`"
+
+
+def _cell(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().replace("|", "\\|")
+
+
+def table(model: type[BaseModel], skip: tuple[str, ...] = ("op",)) -> str:
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        rows.append(f"| `{name}` | {_cell(type_text(field.annotation, field.metadata))} | "
+                    f"{_cell(default_text(field))} | {_cell(field.description or '')} |")
+    if len(rows) == 2:
+        return "This op has no parameters."
+    return "\n".join(rows)
+
+
+def scaling_table() -> str:
+    """Which parameters of which ops `scaling.width` and `scaling.depth` multiply."""
+    from compiler.blocks import registry
+
+    rows = ["| op | width multiplies | depth multiplies |", "|---|---|---|"]
+    for op in registry.names():
+        cls = registry.get(op)
+        width = [f for f in getattr(cls, "width_fields", ()) if f in cls.model_fields]
+        depth = [f for f in getattr(cls, "depth_fields", ()) if f in cls.model_fields]
+        if (width or depth) and cls.__module__.startswith("compiler.blocks."):
+            rows.append(f"| `{op}` | {', '.join(f'`{f}`' for f in width) or '—'} | "
+                        f"{', '.join(f'`{f}`' for f in depth) or '—'} |")
+    return "\n".join(rows)
+
+
+def _model(dotted: str) -> type[BaseModel]:
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def render(text: str) -> str:
+    """The document with every marked table regenerated."""
+    from compiler.blocks import registry
+
+    def replace(match: re.Match) -> str:
+        kind, name = match.group(1), match.group(2)
+        if kind == "scaling":
+            body = scaling_table()
+        elif kind == "op":
+            cls = registry.get(name)
+            if cls is None:
+                body = f"**`{name}` is not a registered op.**"
+            else:
+                body = table(cls)
+        else:
+            body = table(_model(name), skip=())
+        return f"<!-- table: {kind} {name} -->\n{body}\n<!-- end table -->"
+
+    return MARKER.sub(replace, text)
+
+
+def missing_ops(text: str) -> list[str]:
+    """Registered ops without a `### \\`op\\`` section and a generated table."""
+    from compiler.blocks import registry
+
+    return [op for op in registry.names() if registry.get(op).__module__.startswith("compiler.blocks.")
+            and (f"### `{op}`" not in text or f"<!-- table: op {op} -->" not in text)]
+
+
+def main(argv: list[str]) -> int:
+    text = DOC.read_text()
+    new = render(text)
+    missing = missing_ops(new)
+    if "--check" in argv:
+        if new != text:
+            print(f"{DOC.relative_to(ROOT)} is out of date: run python docs/gen_reference.py", file=sys.stderr)
+            return 1
+    elif new != text:
+        DOC.write_text(new)
+        print(f"updated {DOC.relative_to(ROOT)}")
+    if missing:
+        print("ops without a section and table: " + ", ".join(missing)
+              + "  (add '### `op`' and '<!-- table: op NAME -->\\n<!-- end table -->')", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
