@@ -79,6 +79,8 @@ class Analysis:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.spec.name,
+            "description": self.spec.description,
+            "reference": self.spec.reference,
             "inputs": {k: list(v) for k, v in self.spec.inputs.items()},
             "outputs": {o: list(self.graph.shapes[o]) for o in self.graph.outputs},
             "batch": self.batch,
@@ -133,8 +135,10 @@ def analyze(spec: Spec, batch: int = 1, dtype: str = "float32") -> Analysis:
         params, buffers = count_parameters(node.block, in_shapes)
         spatial = all(len(x) == 3 for x in in_shapes)
         k, s = node.block.window(in_shapes) if spatial else (1, 1)
-        field_in = max(rf[r][0] for r in refs)
-        jump_in = max(rf[r][1] for r in refs)
+        skip = getattr(node.block, "shape_only_inputs", ())
+        seen = [r for i, r in enumerate(refs) if i not in skip] or refs  # a shortcut sees x, not the branch
+        field_in = max(rf[r][0] for r in seen)
+        jump_in = max(rf[r][1] for r in seen)
         rf[node_id] = (field_in + (k - 1) * jump_in, jump_in * s)
         rows.append(NodeStats(
             id=node_id, op=node.op, inputs=refs, shape=shape, params=params, buffers=buffers,
@@ -143,3 +147,82 @@ def analyze(spec: Spec, batch: int = 1, dtype: str = "float32") -> Analysis:
             activation_bytes=batch * math.prod(shape) * DTYPE_BYTES[dtype] if node.block.allocates(in_shapes) else 0,
             group=node.group, line=node.loc.line, measured=node_id in graph.trials))
     return Analysis(spec, graph, rows, batch, dtype, graph.warnings)
+
+
+@dataclass
+class Unit:
+    """A row of a collapsed view: one node, or a group (repeat, composite, user block) shown as
+    one box with the totals of its members."""
+
+    id: str
+    op: str
+    kind: str
+    """"node", or the group's kind: "repeat", "composite" or "user"."""
+    shape: Shape
+    params: int
+    buffers: int
+    macs: int
+    rf: int
+    jump: int
+    activation_bytes: int
+    members: list[str]
+    """The node ids it stands for (itself for a node)."""
+    inputs: list[str]
+    """Units (or spec inputs) it reads."""
+    parents: tuple[str, ...] = ()
+    """Enclosing groups that are expanded in this view (clusters in a rendering)."""
+
+
+def _resolve(spec: Spec, name: str) -> str:
+    seen = set()
+    while name in spec.aliases and name not in seen:
+        seen.add(name)
+        name = spec.aliases[name]
+    return name
+
+
+def collapse(analysis: Analysis, depth: int | None = None) -> list[Unit]:
+    """The analysis with every group nested deeper than `depth` levels shown as one unit
+    (depth 0: top-level ids only; None: every node)."""
+    spec, graph = analysis.spec, analysis.graph
+    stats = {n.id: n for n in analysis.nodes}
+
+    def unit_of(node_id: str) -> str:
+        group = spec.node(node_id).group
+        return group[depth] if depth is not None and len(group) > depth else node_id
+
+    order: list[str] = []
+    members: dict[str, list[str]] = {}
+    for n in analysis.nodes:
+        u = unit_of(n.id)
+        if u not in members:
+            members[u] = []
+            order.append(u)
+        members[u].append(n.id)
+    units = []
+    for u in order:
+        ids = members[u]
+        if u in stats and ids == [u]:
+            s = stats[u]
+            kind, op, out = "node", s.op, u
+        else:
+            group = spec.groups[u]
+            kind, op, out = group.kind, group.op, _resolve(spec, u)
+            if out not in stats:  # a group whose output is its input (repeat 0 inside)
+                out = ids[-1]
+        inputs: list[str] = []
+        for i in ids:
+            for r in graph.inputs[i]:
+                src = r if r in spec.inputs else unit_of(r)
+                if src != u and src not in inputs:
+                    inputs.append(src)
+        group_path = spec.node(ids[0]).group
+        parents = tuple(g for g in group_path[: (depth if depth is not None else len(group_path))] if g != u)
+        o = stats[out]
+        units.append(Unit(
+            id=u, op=op, kind=kind, shape=o.shape,
+            params=sum(stats[i].params for i in ids), buffers=sum(stats[i].buffers for i in ids),
+            macs=sum(stats[i].macs for i in ids), rf=o.rf, jump=o.jump,
+            activation_bytes=sum(stats[i].activation_bytes for i in ids), members=ids, inputs=inputs,
+            parents=parents))
+    return units

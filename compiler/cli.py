@@ -47,6 +47,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--batch", type=int, default=1, help="batch size for activation memory (default 1)")
     s.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64"])
+    s.add_argument("--depth", type=int, default=None, metavar="N",
+                   help="collapse repeats and blocks nested deeper than N levels into one row (0: top level)")
+    r = with_vars(sub.add_parser("render", help="draw the graph (svg, png, pdf or dot) with graphviz"))
+    r.add_argument("file", metavar="FILE")
+    r.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.svg, OUT.png, OUT.pdf or OUT.dot")
+    depth = r.add_mutually_exclusive_group()
+    depth.add_argument("--expand", action="store_true", help="draw every node, blocks as clusters")
+    depth.add_argument("--depth", type=int, default=0, metavar="N", help="expand blocks N levels deep (default 0)")
+    r.add_argument("--lr", action="store_true", help="lay out left to right (default top to bottom)")
+    r.add_argument("--no-legend", action="store_true", help="leave out the colour legend")
     b = with_vars(sub.add_parser("build", help="compile to a PyTorch module and report it"))
     b.add_argument("file", metavar="FILE")
     b.add_argument("--code", action="store_true", help="print the generated forward()")
@@ -98,23 +108,30 @@ def _bytes(n: int) -> str:
     return f"{n} B"
 
 
-def format_summary(analysis) -> str:
+def format_summary(analysis, depth: int | None = None) -> str:
+    from .analysis import collapse
+
     header = ("node", "op", "output", "params", "MACs", "RF", "jump", "memory")
+    measured = {n.id for n in analysis.nodes if n.measured}
     rows = []
-    for n in analysis.nodes:
-        rows.append((n.id, n.op, "x".join(map(str, n.shape)) + ("*" if n.measured else ""), f"{n.params:,}", _human(n.macs),
-                     str(n.rf), str(n.jump), _bytes(n.activation_bytes)))
+    for u in collapse(analysis, depth):
+        label = "  " * len(u.parents) + u.id + (f" ({len(u.members)} nodes)" if u.kind != "node" else "")
+        shape = "x".join(map(str, u.shape)) + ("*" if measured & set(u.members) else "")
+        rows.append((label, u.op, shape, f"{u.params:,}", _human(u.macs), str(u.rf), str(u.jump),
+                     _bytes(u.activation_bytes)))
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     right = {3, 4, 5, 6, 7}
 
     def line(cells):
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
-    out = [f"{analysis.spec.name}: " + ", ".join(f"{k} {list(v)}" for k, v in analysis.spec.inputs.items()),
-           line(header), "  ".join("-" * w for w in widths)]
+    out = [f"{analysis.spec.name}: " + ", ".join(f"{k} {list(v)}" for k, v in analysis.spec.inputs.items())]
+    if analysis.spec.description:
+        out.append(analysis.spec.description.strip())
+    out += [line(header), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in rows]
     out.append("  ".join("-" * w for w in widths))
-    if any(n.measured for n in analysis.nodes):
+    if measured:
         out.append("* shape and MACs measured by a trial run on the meta device (the block has no shape rule)")
     out.append(f"parameters: {analysis.params:,} trainable, {analysis.buffers:,} in buffers")
     out.append(f"MACs: {analysis.macs:,} ({_human(analysis.macs)}) per sample")
@@ -133,14 +150,56 @@ def _cmd_summary(args) -> int:
     spec = load(args.file, vars=dict(args.var))
     analysis = analyze(spec, batch=args.batch, dtype=args.dtype)
     _print_problems(analysis.warnings)
-    print(json.dumps(analysis.to_dict(), indent=2) if args.json else format_summary(analysis))
+    if args.depth is not None and args.depth < 0:
+        print("blockgraph summary: error: --depth must be 0 or more", file=sys.stderr)
+        return 2
+    if args.json:
+        data = analysis.to_dict()
+        if args.depth is not None:
+            from dataclasses import asdict
+
+            from .analysis import collapse
+
+            data["units"] = [{**asdict(u), "shape": list(u.shape), "parents": list(u.parents)}
+                             for u in collapse(analysis, args.depth)]
+        print(json.dumps(data, indent=2))
+    else:
+        print(format_summary(analysis, args.depth))
+    return 0
+
+
+def _cmd_render(args) -> int:
+    from .analysis import analyze
+    from .render import FORMATS, RenderError, render
+    from .spec import load
+
+    suffix = args.output.rsplit(".", 1)[-1].lower() if "." in args.output else ""
+    if suffix not in FORMATS:
+        print(f"blockgraph render: error: -o must end in {', '.join('.' + f for f in FORMATS)}", file=sys.stderr)
+        return 2
+    if args.depth < 0:
+        print("blockgraph render: error: --depth must be 0 or more", file=sys.stderr)
+        return 2
+    analysis = analyze(load(args.file, vars=dict(args.var)))
+    _print_problems(analysis.warnings)
+    try:
+        out = render(analysis, args.output, depth=None if args.expand else args.depth,
+                     rankdir="LR" if args.lr else "TB", legend=not args.no_legend)
+    except RenderError as exc:
+        print(f"blockgraph render: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: wrote {out}")
     return 0
 
 
 def _cmd_build(args) -> int:
+    from .analysis import analyze
     from .fx import build
+    from .spec import load
 
-    module = build(args.file, vars=dict(args.var))
+    spec = load(args.file, vars=dict(args.var))
+    _print_problems(analyze(spec).warnings)
+    module = build(spec)
     if args.code:
         print(module.code.strip("\n"))
     else:
@@ -152,7 +211,8 @@ def _cmd_build(args) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    handler = {"validate": _cmd_validate, "summary": _cmd_summary, "build": _cmd_build}[args.command]
+    handler = {"validate": _cmd_validate, "summary": _cmd_summary, "build": _cmd_build,
+               "render": _cmd_render}[args.command]
     from .plugins import PluginError, load_entry_points, load_from_environment, load_plugins
 
     try:

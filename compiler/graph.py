@@ -160,17 +160,24 @@ def _report_cycles(dag: nx.DiGraph, by_id: dict[str, Node], out: Collector) -> N
             if not dag.has_edge(only, only):
                 continue
             node = by_id[only]
-            out.error(node.loc, f"node {only!r} reads its own output (a cycle of one)", node.path + ".in")
+            loc = next((l for r, l in zip(node.inputs, node.input_locs) if r == only), node.loc)
+            out.error(loc, f"node {only!r} reads its own output (a cycle of one)", node.path + ".in")
             continue
         key = frozenset(component)
         if key in reported:
             continue
         reported.add(key)
-        cycle = nx.find_cycle(dag.subgraph(component))
+        # start the loop at the node written first, and point at its `in:` entry that closes it
+        position = {n: i for i, n in enumerate(by_id)}
+        start = min(component, key=lambda n: position.get(n, -1))
+        cycle = nx.find_cycle(dag.subgraph(component), source=start)
         names = [u for u, _ in cycle] + [cycle[0][0]]
-        first = by_id[cycle[0][1]]  # the node whose `in` closes the loop
-        out.error(first.loc, "the graph has a cycle: " + " -> ".join(names)
-                  + "; a node may only read nodes that do not depend on it", first.path + ".in")
+        closing = cycle[-1][0]  # the node `start` reads
+        node = by_id[start]
+        loc = next((l for r, l in zip(node.inputs, node.input_locs) if r == closing or
+                    r.split(".")[0] == closing.split(".")[0]), node.loc)
+        out.error(loc, "the graph has a cycle: " + " -> ".join(names)
+                  + "; a node may only read nodes that do not depend on it", node.path + ".in")
 
 
 def _report_unused(dag: nx.DiGraph, spec: Spec, by_id: dict[str, Node], outputs: list[str],

@@ -20,11 +20,22 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Kind = Literal["default", "uniform", "normal", "trunc_normal", "xavier_uniform", "xavier_normal", "he_uniform",
                "he_normal", "zeros", "ones", "constant", "orthogonal"]
 Family = Literal["conv", "linear", "norm"]
+ALIASES = {"kaiming_normal": "he_normal", "kaiming_uniform": "he_uniform", "glorot_normal": "xavier_normal",
+           "glorot_uniform": "xavier_uniform", "zero": "zeros", "one": "ones"}
+"""Other names users know the same initialisers by (PyTorch's, Keras')."""
+MATRIX_KINDS = ("xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "orthogonal")
+
+
+def _no_matrix_init_for(value, what: str):
+    if value is not None and value.needs_matrix:
+        raise ValueError(f"{value.kind} needs a weight matrix (it uses fan in / fan out); a {what} is a vector: "
+                         "use zeros, constant, uniform or normal")
+    return value
 
 
 class _Model(BaseModel):
@@ -58,7 +69,14 @@ class Initializer(_Model):
     @model_validator(mode="before")
     @classmethod
     def _from_name(cls, value):
-        return {"kind": value} if isinstance(value, str) else value
+        value = {"kind": value} if isinstance(value, str) else value
+        if isinstance(value, dict) and value.get("kind") in ALIASES:
+            value = {**value, "kind": ALIASES[value["kind"]]}
+        return value
+
+    @property
+    def needs_matrix(self) -> bool:
+        return self.kind in MATRIX_KINDS
 
     def apply(self, tensor) -> None:
         from torch import nn
@@ -100,6 +118,11 @@ class Rule(_Model):
     bias: Initializer | None = None
     """The bias (or norm shift)."""
 
+    @field_validator("bias")
+    @classmethod
+    def _vector(cls, value):
+        return _no_matrix_init_for(value, "bias")
+
     @model_validator(mode="before")
     @classmethod
     def _from_name(cls, value):
@@ -114,12 +137,23 @@ class NodeInit(_Model):
     """The weight of the node's own family (all families for blocks of several kinds)."""
     bias: Initializer | None = None
     """The bias of the node's own family (all families for blocks of several kinds)."""
+
+    @field_validator("bias")
+    @classmethod
+    def _vector(cls, value):
+        return _no_matrix_init_for(value, "bias")
     conv: Rule | None = None
     """Convolutions inside this node."""
     linear: Rule | None = None
     """Fully connected layers inside this node."""
     norm: Rule | None = None
     """Normalisation layers inside this node (e.g. zero gamma of a residual's last norm)."""
+
+    @field_validator("norm")
+    @classmethod
+    def _norm_vectors(cls, value):
+        _no_matrix_init_for(value and value.weight, "norm's scale (gamma)")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -138,8 +172,19 @@ class InitPolicy(_Model):
     """Fully connected layers."""
     norm: Rule | None = None
     """Normalisation layers (weight = gamma, bias = beta)."""
+
+    @field_validator("norm")
+    @classmethod
+    def _norm_vectors(cls, value):
+        _no_matrix_init_for(value and value.weight, "norm's scale (gamma)")
+        return value
     bias: Initializer | None = None
     """Bias of every family that does not set its own."""
+
+    @field_validator("bias")
+    @classmethod
+    def _vector(cls, value):
+        return _no_matrix_init_for(value, "bias")
 
 
 def family_of(module) -> Family | None:

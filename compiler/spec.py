@@ -161,8 +161,32 @@ class Spec:
 
 # -- messages ------------------------------------------------------------------------------
 
+SYNONYMS = {
+    "k": ("kernel", "kernal", "kernel_size", "ksize", "kernelsize", "filter_size", "size_k"),
+    "out": ("filters", "out_channels", "channels", "features", "out_features", "units", "outputs", "num_output"),
+    "pad": ("padding", "pads"),
+    "stride": ("strides", "step"),
+    "act": ("activation", "nonlinearity", "relu"),
+    "norm": ("normalization", "normalisation", "bn", "batchnorm", "batch_norm"),
+    "p": ("rate", "drop_rate", "dropout", "prob"),
+    "dilation": ("dilation_rate", "dilate"),
+    "groups": ("group", "cardinality"),
+    "in": ("input", "inputs", "from", "bottom"),
+    "nodes": ("layers", "node", "graph"),
+    "repeat": ("repeats", "times", "number"),
+    "layers": ("num_layers", "n_layers"),
+    "he_normal": ("kaiming", "msra"),
+    "xavier_uniform": ("xavier", "glorot"),
+}
+"""Names other frameworks use (Keras, PyTorch, Caffe, Ultralytics) for blockgraph's keys."""
+
+
 def did_you_mean(word: str, options) -> str:
-    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    options = [str(o) for o in options]
+    for target, names in SYNONYMS.items():
+        if str(word).lower() in names and target in options:
+            return f"; did you mean {target!r}?"
+    close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -253,7 +277,8 @@ class _Vars:
         self.active: list[str] = []
         for name, value in overrides.items():
             if name not in self.raw:
-                out.error(Loc("<vars>", 1, 1), f"override of unknown var {name!r}{did_you_mean(name, self.raw)}"
+                out.error(doc.loc(("vars",)) if "vars" in getattr(doc, "data", {}) else Loc(doc.file, 1, 1),
+                          f"override of unknown var {name!r}{did_you_mean(name, self.raw)}"
                           + (f" (the spec defines: {', '.join(self.raw)})" if self.raw else " (the spec defines no vars)"))
                 continue
             self.raw[name] = value
@@ -283,7 +308,9 @@ class _Vars:
             try:
                 self.get(name)
             except expr.ExprError as exc:
-                loc = Loc("<vars>", 1, 1) if name in self.overridden else self.doc.loc(("vars", name))
+                loc = self.doc.loc(("vars", name))
+                if name in self.overridden:
+                    exc = expr.ExprError(f"{exc} (the value comes from an override)")
                 self.out.error(loc, f"{self.raw[name]!r}: {exc}", f"vars.{name}")
         return dict(self.values)
 
@@ -337,6 +364,8 @@ class _Scope:
     anchor_path: str = ""
     stack: tuple[str, ...] = ()
     """User blocks being expanded, outermost first (to refuse recursion)."""
+    init: Any = None
+    """The `init:` of the enclosing block node, for nodes inside that give none."""
 
 
 class _Params:
@@ -398,10 +427,25 @@ class _Loader:
                     if nested is not None:
                         sub_fields, sub_owner = list(nested.model_fields), str(head)
                 message = pydantic_message(err, sub_owner, sub_fields)
+                written = self._written(path)
+                if isinstance(written, str) and "$" in written and err["type"] != "extra_forbidden":
+                    message = f"{written!r} is {_describe(err.get('input'))}: {message.split(', got ')[0]}"
+                    if err["type"] == "int_from_float" and "/" in written.replace("//", ""):
+                        message += " (// divides to a whole number)"
                 if scope is not None and scope.anchor is not None:
                     message = f"{format_path(path)}: {message}"
                 self.error(path, message, at_key=err["type"] == "extra_forbidden", scope=scope)
             return None
+
+    def _written(self, path: tuple) -> Any:
+        """The value as written in the document at `path` (before expressions), if any."""
+        value = self.doc.data
+        for part in path:
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return value
 
     def resolve(self, value: Any, path: tuple, scope) -> Any:
         """Evaluate every expression inside `value`; report failures at their path."""
@@ -444,6 +488,8 @@ class _Loader:
         self._expand(header.nodes, top)
         if len(self.nodes) > MAX_NODES:
             self.out.problems = [p for p in self.out.problems if "more than" in p.message] or self.out.problems
+        if not self.nodes and not self.out.errors:
+            self.error(("nodes",), "no node is left: every node is left out by `when:` or has `repeat: 0`")
         outputs, output_locs = self._outputs(header)
         self.out.raise_if_errors()
         return Spec(name=header.name, inputs=inputs, nodes=self.nodes, outputs=outputs, output_locs=output_locs,
@@ -548,6 +594,8 @@ class _Loader:
                 continue
             if "when" in raw and not self._enabled(raw, path, scope):
                 continue
+            if isinstance(raw.get("scalable"), str):  # `scalable: $flag`
+                raw = {**raw, "scalable": self.resolve(raw["scalable"], path + ("scalable",), scope.values)}
             head = self._head(raw, path, scope)
             if head is None:
                 if isinstance(raw.get("id"), str):
@@ -577,7 +625,7 @@ class _Loader:
                 refs = self._global_refs(refs, ref_locs, local, explicit, scope, path)
                 if refs is None:
                     continue
-            self._place(raw, op, path, scope, global_id, refs, ref_locs, repeat, init_rule, first)
+            self._place(raw, op, path, scope, global_id, refs, ref_locs, repeat, init_rule or scope.init, first)
             local[local_id] = global_id
             previous = global_id
         return previous
@@ -636,6 +684,8 @@ class _Loader:
                 origins = {**origins, key: path + ("first", key)}
             if _contains_failed(first_args):
                 return
+            if not raw.get(GENERATED) and raw.get("scalable", True) is not False:
+                first_args = self._scaled(op, first_args)
         copies = repeat if grouped else 1
         if grouped and global_id not in self.groups:
             self.groups[global_id] = Group(global_id, op, "repeat", loc)
@@ -657,7 +707,7 @@ class _Loader:
             else:
                 kind = "composite" if isinstance(made, Composite) else "user"
                 self.groups[copy_id] = Group(copy_id, op, kind, loc, made if kind == "composite" else made[1])
-                out = self._expand_composite(made, op, copy_id, group, prev_refs, path, scope, loc)
+                out = self._expand_composite(made, op, copy_id, group, prev_refs, path, scope, loc, init_rule)
                 if out is None:
                     return
                 if out != copy_id:
@@ -708,7 +758,7 @@ class _Loader:
         return (name, bound) if ok else None
 
     def _expand_composite(self, made, op: str, copy_id: str, group: tuple, refs: list[str], path,
-                          scope: _Scope, loc: Loc) -> str | None:
+                          scope: _Scope, loc: Loc, init_rule=None) -> str | None:
         if isinstance(made, Composite):
             names = made.input_names
             body, inner_path, anchor, anchor_path = made.expand(), path, loc, self._path_str(path, scope)
@@ -730,8 +780,9 @@ class _Loader:
             self.error(path + ("in",), f"{op} takes {len(names)} input(s) ({', '.join(names)}), got {len(refs)}",
                        scope=scope)
             return None
-        inner = _Scope(prefix=copy_id + ".", group=group + ((copy_id,) if group[-1:] != (copy_id,) else ()), inputs=dict(zip(names, refs)),
-                       values=values, path=inner_path, anchor=anchor, anchor_path=anchor_path, stack=stack)
+        inner = _Scope(prefix=copy_id + ".", group=group + ((copy_id,) if group[-1:] != (copy_id,) else ()),
+                       inputs=dict(zip(names, refs)), values=values, path=inner_path, anchor=anchor,
+                       anchor_path=anchor_path, stack=stack, init=init_rule)
         if anchor is None and scope.anchor is not None:
             inner.anchor, inner.anchor_path = scope.anchor, scope.anchor_path
         output = self._expand(body, inner)

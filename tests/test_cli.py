@@ -77,4 +77,4 @@ def test_spec_error_never_prints_a_traceback(tmp_path):
     for command in ("validate", "summary", "build"):
         result = run(command, str(bad))
         assert result.returncode == 1 and "Traceback" not in result.stderr
-        assert f"{bad}:5:5:" in result.stderr or f"{bad}:6:5:" in result.stderr
+        assert result.stderr.startswith(f"{bad}:5:30: nodes[0].in: the graph has a cycle: a -> b -> a")

@@ -26,7 +26,7 @@ def test_cycle_lists_the_loop():
 
 def test_self_loop():
     (msg,) = check_errors(make("  - {id: a, op: add, in: [x, a]}\n"))
-    assert "node 'a' reads its own output" in msg and msg.startswith("<string>:5:5:")
+    assert "node 'a' reads its own output" in msg and msg.startswith("<string>:5:30: nodes[0].in:")
 
 
 def test_unknown_input_suggests_a_name():

@@ -89,7 +89,16 @@ def test_seed_in_spec_is_used_and_build_seed_overrides():
     assert not torch.equal(a["c.conv.weight"], c["c.conv.weight"])
 
 
-def test_vector_init_on_matrix_kind_is_a_located_error():
+def test_vector_init_on_matrix_kind_is_a_located_error_at_load():
     with pytest.raises(compiler.SpecError) as err:
-        compiler.build(spec("{bias: he_normal}"))
-    assert "needs a weight matrix" in str(err.value)
+        compiler.load(spec("{bias: he_normal}"))
+    assert str(err.value).startswith("<string>:5:14: init.bias: he_normal needs a weight matrix")
+    with pytest.raises(compiler.SpecError) as err:
+        compiler.load(spec("{norm: xavier_uniform}"))
+    assert "norm's scale (gamma) is a vector" in str(err.value)
+
+
+def test_pytorch_and_keras_names_are_aliases():
+    a = weights(spec("{conv: kaiming_normal}"))["d.conv.weight"]
+    b = weights(spec("{conv: he_normal}"))["d.conv.weight"]
+    assert torch.equal(a, b)

@@ -53,7 +53,7 @@ def test_unquoted_comma_in_a_flow_map_gets_a_hint():
 def test_integral_division_is_an_integer_and_fractional_is_an_error():
     assert compiler.load(make("  - {op: conv, out: $w / 2}\n", "vars: {w: 64}\n")).nodes[0].block.out == 32
     (msg,) = errors_of(make("  - {op: conv, out: $w / 3}\n", "vars: {w: 64}\n"))
-    assert msg.startswith("<string>:6:21: nodes[0].out: expected an integer, got 21.3333")
+    assert msg == "<string>:6:21: nodes[0].out: '$w / 3' is 21.3333: expected an integer (// divides to a whole number)"
 
 
 def test_defaults_apply_and_nodes_override_them():

@@ -88,7 +88,7 @@ def test_extends_merges_vars_and_locates_errors_in_the_parent(tmp_path):
     (tmp_path / "child.yaml").write_text("blockgraph: 1\nextends: base.yaml\nname: child\nvars: {width: -1}\n")
     with pytest.raises(SpecError) as info:
         compiler.load(tmp_path / "child.yaml")
-    assert "base.yaml:6:21: nodes[0].out: expected a positive integer, got -1" in str(info.value)
+    assert str(info.value).endswith("base.yaml:6:21: nodes[0].out: '$width' is -1: expected a positive integer")
 
 
 def test_extends_loop_and_missing_file(tmp_path):

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import NonNegativeInt, PositiveInt, model_validator
 
 from ..errors import ShapeError
-from .base import Block, Shape, expect_rank, fmt, pair
+from .base import Flag, Block, Shape, expect_rank, fmt, pair
 from .pooling import pooled_shape
 from .registry import register
 
@@ -30,9 +30,9 @@ class AvgPool(Block):
     """Step between windows; defaults to k."""
     pad: NonNegativeInt | tuple[NonNegativeInt, NonNegativeInt] = 0
     """Implicit zero padding on each side; at most k // 2."""
-    ceil: bool = False
+    ceil: Flag = False
     """Round the output size up instead of down."""
-    count_pad: bool = True
+    count_pad: Flag = True
     """Count padded zeros in the mean (PyTorch's count_include_pad)."""
     size: IntPair | None = None
     """Adaptive pooling: the output height and width, whatever the input size."""

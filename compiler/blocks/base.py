@@ -9,9 +9,9 @@ inferred input shapes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Strict
 
 from ..errors import ShapeError
 
@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # torch is imported lazily so `validate` stays fast
     from torch import nn
 
 Shape = tuple[int, ...]
+Flag = Annotated[bool, Strict()]
+"""A boolean field: true or false only (not 'yes', 1 or 'on', which YAML 1.2 reads as text)."""
 
 
 def fmt(shape: Shape) -> str:

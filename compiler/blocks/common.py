@@ -11,10 +11,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ShapeError
-from .base import Shape, fmt
+from .base import Flag, Shape, fmt
 
 ActKind = Literal["relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh",
-                  "softmax", "hardswish", "mish", "identity"]
+                  "softmax", "hardswish", "hardsigmoid", "mish", "identity"]
 NormKind = Literal["batch", "layer", "instance", "group"]
 
 
@@ -32,7 +32,8 @@ class Act(_Options):
     """An activation function."""
 
     kind: ActKind
-    """relu, relu6, leaky_relu, elu, gelu, silu, sigmoid, tanh, softmax, hardswish, mish, identity."""
+    """relu, relu6, leaky_relu, elu, gelu, silu, sigmoid, tanh, softmax, hardswish, hardsigmoid, mish,
+    identity."""
     slope: float = Field(0.01, ge=0)
     """Negative slope of leaky_relu."""
     alpha: float = Field(1.0, gt=0)
@@ -53,7 +54,7 @@ class Act(_Options):
         if k == "softmax":
             return nn.Softmax(dim=1)
         simple = {"relu": nn.ReLU, "relu6": nn.ReLU6, "silu": nn.SiLU, "hardswish": nn.Hardswish,
-                  "mish": nn.Mish}
+                  "hardsigmoid": nn.Hardsigmoid, "mish": nn.Mish}
         if k in simple:
             return simple[k](inplace=inplace)
         return {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identity": nn.Identity}[k]()
@@ -66,7 +67,7 @@ class Act(_Options):
         k = self.kind
         table = {
             "relu": (torch.relu, {}), "relu6": (F.relu6, {}), "sigmoid": (torch.sigmoid, {}),
-            "tanh": (torch.tanh, {}), "silu": (F.silu, {}), "hardswish": (F.hardswish, {}),
+            "tanh": (torch.tanh, {}), "silu": (F.silu, {}), "hardswish": (F.hardswish, {}), "hardsigmoid": (F.hardsigmoid, {}),
             "mish": (F.mish, {}), "softmax": (torch.softmax, {"dim": 1}),
             "leaky_relu": (F.leaky_relu, {"negative_slope": self.slope}),
             "elu": (F.elu, {"alpha": self.alpha}), "gelu": (F.gelu, {"approximate": self.approximate}),
@@ -85,11 +86,11 @@ class Norm(_Options):
     """Added to the variance for numerical stability."""
     momentum: float = Field(0.1, gt=0, le=1)
     """Running-statistics momentum of batch norm."""
-    affine: bool = True
+    affine: Flag = True
     """Learn a per-channel scale (gamma) and shift (beta)."""
 
     def check(self, shape: Shape) -> None:
-        if self.kind == "group" and (len(shape) < 2 or shape[0] % self.groups):
+        if self.kind == "group" and shape[0] % self.groups:
             raise ShapeError(f"group norm needs channels divisible by groups. Received: "
                              f"{shape[0]} channels (input {fmt(shape)}), groups={self.groups}")
         if self.kind == "instance" and len(shape) != 3:

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import Field, NonNegativeInt, PositiveInt
 
 from ..errors import ShapeError
-from .base import Block, Shape, conv_out, expect_rank, fmt, pair
+from .base import Flag, Block, Shape, conv_out, expect_rank, fmt, pair
 from .common import Act, Norm
 from .registry import register
 
@@ -42,7 +42,7 @@ class Conv(Block):
     """Spacing between kernel taps (atrous convolution)."""
     groups: PositiveInt = 1
     """Split channels into groups convolved separately (ResNeXt); in and out channels must divide."""
-    bias: bool | Literal["auto"] = "auto"
+    bias: Flag | Literal["auto"] = "auto"
     """Add a learned bias; `auto` = yes unless a norm follows the conv (it would cancel it)."""
     norm: Norm | None = None
     """Normalisation fused after the conv (or before it, see `order`)."""
@@ -86,6 +86,8 @@ class Conv(Block):
         if c % self.groups or self.out % self.groups:
             raise ShapeError(f"conv needs input and output channels divisible by groups. Received: "
                              f"{c} input channels, out={self.out}, groups={self.groups}")
+        if self.norm is not None:
+            self.norm.check(shape if self.order == "norm-act-conv" else (self.out, h, w))
         padding = self._padding()
         if padding == "same":
             return self.out, h, w

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from ..errors import ShapeError
-from .base import Block, Shape, fmt
+from .base import Flag, Block, Shape, fmt
 from .registry import register
 
 
@@ -22,7 +22,7 @@ class Dropout(Block):
     op: Literal["dropout"] = "dropout"
     p: float = Field(0.5, ge=0, lt=1)
     """Probability of zeroing each activation (or channel)."""
-    spatial: bool = False
+    spatial: Flag = False
     """Drop whole channels of a [C, H, W] map (Dropout2d) instead of single values."""
     family = "regularizer"
     examples = [({"p": 0.3}, [(5,)]), ({"p": 0.2, "spatial": True}, [(4, 3, 3)])]

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from pydantic import PositiveInt
 
-from .base import Composite, generated
+from .base import Flag, Composite, generated
 from .common import Act, Norm
 from .registry import register
 
@@ -60,7 +60,7 @@ class DualPath(Composite):
     type: Literal["normal", "proj", "down"] = "normal"
     """normal: read the input's two paths; proj: project the input to out + 2*inc channels
     first; down: the same with stride 2 (first block of a stage)."""
-    b: bool = False
+    b: Flag = False
     """DPN-b: BN-act then separate 1x1 convs for the residual and the dense output."""
     norm: Norm = Norm(kind="batch", eps=0.001)
     """Norm before every conv (DPN's MXNet weights use BN with eps 0.001)."""

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .base import Block, Shape, expect_rank
+from .base import Flag, Block, Shape, expect_rank
 from .registry import register
 
 
 @register
 class GlobalAvgPool(Block):
     op: Literal["gap"] = "gap"
-    keepdim: bool = False
+    keepdim: Flag = False
     """Keep the 1x1 spatial dims ([C, 1, 1]) instead of returning a vector [C]."""
     family = "pool"
     examples = [({}, [(5, 4, 3)]), ({"keepdim": True}, [(2, 6, 6)])]

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from .base import Composite, generated
+from .base import Flag, Composite, generated
 from .common import Act, Norm
 from .registry import register
 
@@ -42,7 +42,7 @@ class Inception(Composite):
     """Channels of the 1x1 projection after the 3x3 max pool (0: the pool alone, unprojected)."""
     k5: PositiveInt = 5
     """Kernel of the '5x5' branch (torchvision's GoogLeNet uses 3 there, kept for its weights)."""
-    pool_ceil: bool = True
+    pool_ceil: Flag = True
     """Round the branch pool's size up (torchvision); with padding 1 the size is kept either way."""
     norm: Norm | None = None
     """Norm after every conv (GoogLeNet as published has none; torchvision's uses batch norm)."""
@@ -66,6 +66,11 @@ class Inception(Composite):
             raise ValueError("inception needs b1/b3/b5/pool widths or a list of branches")
         if self.branches is not None and fixed:
             raise ValueError("give either b1/b3/b5/pool or branches, not both")
+        if self.branches is not None:
+            ignored = [name for name in ("k5", "pool_ceil", "norm", "act") if name in self.model_fields_set]
+            if ignored:
+                raise ValueError(f"{', '.join(ignored)} shape(s) the fixed b1/b3/b5/pool form only; with branches, "
+                                 "give each branch's nodes their own arguments (or use defaults:)")
         return self
 
     def _conv(self, node_id: str, out: int, k: int) -> dict[str, Any]:

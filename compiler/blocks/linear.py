@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import PositiveInt
 
-from .base import Block, Shape, expect_rank
+from .base import Flag, Block, Shape, expect_rank
 from .common import Act, Norm
 from .registry import register
 
@@ -24,7 +24,7 @@ class Linear(Block):
     op: Literal["linear"] = "linear"
     out: PositiveInt
     """Output features."""
-    bias: bool = True
+    bias: Flag = True
     """Add a learned bias."""
     norm: Norm | None = None
     """Normalisation fused after the layer (batch norm over features, or layer norm)."""
@@ -40,6 +40,8 @@ class Linear(Block):
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         expect_rank("linear", in_shapes[0], 1, "add {op: flatten} or {op: gap} before it")
+        if self.norm is not None:
+            self.norm.check((self.out,))
         return (self.out,)
 
     def macs(self, in_shapes: list[Shape], out_shape: Shape) -> int:

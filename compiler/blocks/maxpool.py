@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import NonNegativeInt, PositiveInt
 
-from .base import Block, Shape, pair
+from .base import Flag, Block, Shape, pair
 from .pooling import pooled_shape
 from .registry import register
 
@@ -31,7 +31,7 @@ class MaxPool(Block):
     """Implicit padding (with -inf) on each side; at most k // 2."""
     dilation: IntPair = 1
     """Spacing between window taps."""
-    ceil: bool = False
+    ceil: Flag = False
     """Round the output size up instead of down (Caffe's convention)."""
     family = "pool"
     examples = [({}, [(3, 8, 8)]), ({"k": 3, "stride": 2, "pad": 1}, [(2, 9, 9)]),

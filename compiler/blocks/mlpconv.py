@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt
 
-from .base import Composite, generated
+from .base import Flag, Composite, generated
 from .common import Act, Norm
 from .registry import register
 
@@ -35,7 +35,7 @@ class MlpConv(Composite):
     """Activation after every conv."""
     norm: Norm | None = None
     """Norm after every conv (the paper has none)."""
-    last_act: bool = True
+    last_act: Flag = True
     """Activation after the last 1x1 conv too."""
     family = "composite"
     width_fields = ("out",)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PositiveInt, model_validator
 
-from .base import Composite, generated
+from .base import Flag, Composite, generated
 from .common import Act, Norm
 from .registry import register
 
@@ -63,13 +63,13 @@ class Residual(Composite):
     """Norm after every conv of the body and of the projection."""
     act: Act = Act(kind="relu")
     """Activation inside the body and after the sum."""
-    preact: bool = False
+    preact: Flag = False
     """Pre-activation unit: norm and act before each conv, nothing after the sum."""
     shortcut: Literal["auto", "identity", "projection"] = "auto"
     """auto: a projection only when the body changes the shape."""
     scale: float = 1.0
     """Multiply the body's output before the sum (0.1-0.3 in Inception-ResNet)."""
-    zero_init_last: bool = False
+    zero_init_last: Flag = False
     """Initialise the body's last norm scale (or last conv) to zero: the block starts as identity."""
     se: SEOptions | None = None
     """Squeeze-and-excitation after the body: a reduction (16) or {reduction, divisor}."""
@@ -87,6 +87,12 @@ class Residual(Composite):
     def _needs_out(self):
         if self.body in ("basic", "bottleneck") and self.out is None:
             raise ValueError(f"a {self.body} residual block needs `out` (its output channels)")
+        if self.body not in ("basic", "bottleneck"):
+            ignored = [n for n in ("groups", "base_width", "expansion", "out", "stride", "preact", "zero_init_last")
+                       if n in self.model_fields_set]
+            if ignored:
+                raise ValueError(f"{', '.join(ignored)} apply to the basic and bottleneck bodies only; a custom body "
+                                 "sets its own (norm, act, scale, se and shortcut still apply)")
         if self.body == "bottleneck" and self.width() < 1:
             raise ValueError(f"the bottleneck width out/expansion*base_width/64*groups is 0 (out={self.out}, "
                              f"expansion={self.expansion}, base_width={self.base_width}, groups={self.groups})")

@@ -53,7 +53,8 @@ class Shortcut(Block):
                          "the branch must shrink height and width by the same stride")
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
-        self._stride(in_shapes)
+        if self._stride(in_shapes) is not None and self.norm is not None:
+            self.norm.check(in_shapes[1])
         return in_shapes[1]
 
     def macs(self, in_shapes: list[Shape], out_shape: Shape) -> int:

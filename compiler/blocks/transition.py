@@ -45,6 +45,8 @@ class Transition(Block):
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         (shape,) = in_shapes
         expect_rank("transition", shape, 3)
+        if self.norm is not None:
+            self.norm.check(shape)
         out = self.channels(shape[0])
         if out < 1:
             raise ShapeError(f"transition compresses {shape[0]} channels to none. Received: input {fmt(shape)}, "
