@@ -160,14 +160,21 @@ def _randomise_batchnorm(model: torch.nn.Module, gen: torch.Generator) -> int:
     return count
 
 
-@pytest.mark.parametrize("name,factory", [("vgg16", "vgg16"), ("vgg16_bn", "vgg16_bn"), ("vgg11", "vgg11")])
-def test_matches_torchvision_numerically(name, factory):
+PARITY = [("vgg16", "vgg16", {}), ("vgg16_bn", "vgg16_bn", {}), ("vgg11", "vgg11", {}),
+          ("resnet18", "resnet18", {}), ("resnet50", "resnet50", {}), ("resnext50_32x4d", "resnext50_32x4d", {}),
+          ("densenet121", "densenet121", {}),
+          ("googlenet", "googlenet", {"aux_logits": False, "init_weights": True})]
+
+
+@pytest.mark.parametrize("name,factory,kwargs", PARITY, ids=[p[0] for p in PARITY])
+def test_matches_torchvision_numerically(name, factory, kwargs):
     torchvision = pytest.importorskip("torchvision")
     torch.manual_seed(0)
-    theirs = getattr(torchvision.models, factory)(weights=None)
+    theirs = getattr(torchvision.models, factory)(weights=None, **kwargs)
     gen = torch.Generator().manual_seed(1)
+    randomised = _randomise_batchnorm(theirs, gen)
     if name.endswith("_bn"):
-        assert _randomise_batchnorm(theirs, gen) == 13
+        assert randomised == 13
     ours = compiler.build(ROOT / "specs" / f"{name}.yaml", seed=0)
     _copy_by_order(ours, theirs)
     ours.eval()
