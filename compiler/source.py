@@ -48,6 +48,7 @@ _BY_FIRST: dict[str, list[tuple[str, re.Pattern]]] = {}
 for _kind, _rx in _IMPLICIT:
     for _c in _FIRST_CHARS[_kind]:
         _BY_FIRST.setdefault(_c, []).append((_kind, _rx))
+del _kind, _rx, _c
 _NON_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
 
 try:  # libyaml is much faster; the pure-Python parser reads the same grammar
@@ -120,8 +121,8 @@ def _check_characters(text: str, file: str) -> None:
     line, col = _at(text, bad.start())
     if bad.group() == "\x00":
         raise _fail(file, line, col, "binary data (a NUL byte) in a YAML file")
-    raise _fail(file, line, col, f"character U+{ord(bad.group()):04X} (a control character) is not allowed "
-                "in a YAML file")
+    what = " (a control character)" if ord(bad.group()) < 0xA0 else ""
+    raise _fail(file, line, col, f"character U+{ord(bad.group()):04X}{what} is not allowed in a YAML file")
 
 
 # -- events -> nodes -----------------------------------------------------------------------
@@ -157,8 +158,8 @@ class _Composer:
         self.anchors: dict[str, _Node] = {}
         self.stack: list[list] = []  # [collection node, pending key or None, key of the last value]
 
-    def fail(self, mark, message: str) -> SpecError:
-        return _fail(self.file, mark.line + 1, mark.column + 1, message, self._path())
+    def fail(self, mark, message: str, with_path: bool = True) -> SpecError:
+        return _fail(self.file, mark.line + 1, mark.column + 1, message, self._path() if with_path else ())
 
     def _path(self) -> tuple:
         """The YAML path of the value being composed (for messages)."""
@@ -234,7 +235,7 @@ class _Composer:
             node = _scalar(event, self)
         else:
             if depth >= MAX_DEPTH:
-                raise self.fail(mark, f"nesting deeper than {MAX_DEPTH} levels")
+                raise self.fail(mark, f"nesting deeper than {MAX_DEPTH} levels", with_path=False)
             if event.tag not in _COLLECTION_TAGS:
                 raise self.fail(mark, _tag_message(event.tag))
             kind = "seq" if isinstance(event, ev.SequenceStartEvent) else "map"
@@ -327,7 +328,7 @@ class _Builder:
                                  f"(*{first.name} copies &{first.name}, and so on inside it); "
                                  "write the values out instead", path)
         if len(path) > MAX_DEPTH:
-            raise self.error(node.mark, f"nesting deeper than {MAX_DEPTH} levels (through aliases)", path)
+            raise self.error(node.mark, f"nesting deeper than {MAX_DEPTH} levels (through aliases)", ())
         if not located:
             self.marks[path] = self.loc(node.mark)
         if node.kind == "scalar":
@@ -377,7 +378,8 @@ class _Builder:
         sources = target.value if target.kind == "seq" else [value_node]
         for s in sources:
             if (s.target if isinstance(s, _Alias) else s).kind != "map":
-                raise self.error(s.mark, "a merge key '<<' takes a map or a list of maps, e.g. <<: *base", path)
+                mark = value_node.mark if isinstance(value_node, _Alias) else s.mark
+                raise self.error(mark, "a merge key '<<' takes a map or a list of maps, e.g. <<: *base", path)
         return sources
 
 
@@ -404,6 +406,12 @@ def _yaml_problem(exc: yaml.MarkedYAMLError, text: str, file: str) -> SpecError:
     if "quoted scalar" in context and "end of stream" in problem and context_mark is not None:
         return _fail(file, context_mark.line + 1, context_mark.column + 1,
                      "invalid YAML: this quoted string is not closed")
+    if "cannot start any token" in problem and index < len(text):
+        return _fail(file, line, col, f"invalid YAML: {text[index]!r} cannot start a value here; put the value "
+                     "in quotes")
+    if problem.startswith("mapping values are not allowed"):
+        return _fail(file, line, col, "invalid YAML: ': ' cannot appear here: put a value that contains ': ' "
+                     "in quotes, or check the indentation")
     message = problem[0].lower() + problem[1:] if problem else "invalid YAML"
     if context and context_mark is not None and (context_mark.line, context_mark.column) != (mark.line, mark.column):
         message += f" ({context} that starts at {_where(context_mark)})"
@@ -418,6 +426,34 @@ def _index(text: str, line: int, column: int) -> int:
             return len(text)
         pos = nxt + 1
     return min(pos + column, len(text))
+
+
+class _LibyamlDepth(Exception):
+    """libyaml stopped at its own nesting limit (it reads ahead before we see the events)."""
+
+
+def _compose(text: str, file: str) -> _Node | _Alias | None:
+    if _CParser is not None:
+        try:
+            return _compose_with(_CParser(text), text, file)
+        except _LibyamlDepth:
+            pass  # the Python parser has no such limit, so our own check names the exact place
+    return _compose_with(_PyParser(text), text, file)
+
+
+def _compose_with(parser, text: str, file: str) -> _Node | _Alias | None:
+    try:
+        return _Composer(parser, file).compose()
+    except yaml.MarkedYAMLError as exc:
+        if "maximum nesting depth" in str(exc.problem):
+            raise _LibyamlDepth() from None
+        raise _yaml_problem(exc, text, file) from None
+    except yaml.YAMLError as exc:
+        raise _fail(file, 1, 1, f"invalid YAML: {exc}") from None
+    finally:
+        dispose = getattr(parser, "dispose", None)
+        if dispose:
+            dispose()
 
 
 # -- entry point ---------------------------------------------------------------------------
@@ -443,19 +479,11 @@ def parse(source: str | bytes | Path, file: str | None = None) -> Document:
             raise _fail(file, 1, 1, f"text is {len(source):,} characters; the limit is {MAX_BYTES:,}")
         text = source
     _check_characters(text, file)
-    parser = _CParser(text) if _CParser is not None else _PyParser(text)
     collecting = gc.isenabled()
     gc.disable()  # many small objects, no cycles: the collector would only slow this down
     try:
-        root = _Composer(parser, file).compose()
-    except yaml.MarkedYAMLError as exc:
-        raise _yaml_problem(exc, text, file) from None
-    except yaml.YAMLError as exc:
-        raise _fail(file, 1, 1, f"invalid YAML: {exc}") from None
+        root = _compose(text, file)
     finally:
-        dispose = getattr(parser, "dispose", None)
-        if dispose:
-            dispose()
         if collecting:
             gc.enable()
     if root is None:

@@ -1,0 +1,229 @@
+"""The bad-input corpus: every invalid spec gives its expected located message and exit code 1.
+
+Each file in tests/bad_specs/ is a small spec with one mistake a user really makes. Its first
+line says where the error must point and what it must say:
+
+    # expect: LINE:COL: fragment ... another fragment
+
+Fragments separated by `` ... `` must all appear, in that order, in one reported problem
+located at LINE:COL. Cases that need binary content or big files (non-UTF-8 bytes, a 20 MB
+file, an alias bomb, 5,000 nested brackets, a NUL byte) are generated into a temporary
+directory by `GENERATED` below instead of being committed.
+
+Every case is checked twice: in process (`compiler.load` + `compiler.analyze` raise a
+`SpecError`; `compiler.cli.main` returns 1), and through the real command in one subprocess
+for all files (exit status 1, ``FILE:LINE:COL: message`` lines, no traceback).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import compiler
+from compiler import source
+from compiler.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS_DIR = ROOT / "tests" / "bad_specs"
+CORPUS = sorted(CORPUS_DIR.glob("*.yaml"))
+EXPECT = re.compile(r"^#\s*expect:\s*(\d+):(\d+):\s*(.+?)\s*$")
+PROBLEM_LINE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): \S")
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    path: Path
+    line: int
+    col: int
+    fragments: tuple[str, ...]
+
+    def matches(self, text: str) -> bool:
+        """All fragments appear in `text`, in order."""
+        pos = 0
+        for fragment in self.fragments:
+            pos = text.find(fragment, pos)
+            if pos < 0:
+                return False
+            pos += len(fragment)
+        return True
+
+    @property
+    def expected(self) -> str:
+        return f"{self.line}:{self.col}: " + " ... ".join(self.fragments)
+
+
+def _parse_expect(first_line: str, where: str) -> tuple[int, int, tuple[str, ...]]:
+    m = EXPECT.match(first_line)
+    assert m, f"{where}: the first line must be '# expect: LINE:COL: message fragment', got {first_line!r}"
+    return int(m.group(1)), int(m.group(2)), tuple(f.strip() for f in m.group(3).split(" ... "))
+
+
+def _corpus_case(path: Path) -> Case:
+    first = path.read_text(encoding="utf-8").split("\n", 1)[0]
+    line, col, fragments = _parse_expect(first, path.name)
+    return Case(path.stem, path, line, col, fragments)
+
+
+# -- generated cases ------------------------------------------------------------------------
+
+HEADER = "blockgraph: 1\nname: generated\ninputs:\n  image: [3, 32, 32]\n"
+NODES = "nodes:\n  - {op: conv, out: 16}\n  - {op: gap}\n  - {op: linear, out: 10}\n"
+
+
+def _non_utf8() -> tuple[bytes, str]:
+    # a Latin-1 editor saved "café" as one byte 0xe9: line 2, column 10
+    data = b"blockgraph: 1\nname: caf\xe9\ninputs:\n  image: [3, 32, 32]\n" + NODES.encode()
+    return data, "2:10: not UTF-8 text: byte 0xe9 cannot be decoded ... UTF-8"
+
+
+def _huge_file() -> tuple[bytes, str]:
+    # a valid spec followed by 20 MB of comment lines (a log pasted by mistake)
+    body = (HEADER + NODES).encode()
+    filler = (b"# " + b"x" * 98 + b"\n") * 200_000
+    data = body + filler
+    return data, f"1:1: file is {len(data):,} bytes; the limit is {source.MAX_BYTES:,} bytes"
+
+
+def _alias_bomb() -> tuple[bytes, str]:
+    # "billion laughs": nine levels of nine aliases each would expand to 10**9 values
+    lines = ["vars:", "  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"  {name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    text = HEADER + "\n".join(lines) + "\n" + NODES
+    # values repeated: b 90, c 819, d 7,380, e 66,429 (74,718 so far); f's first *e goes past 100,000
+    line_f = HEADER.count("\n") + 1 + lines.index(next(x for x in lines if x.startswith("  f:")))
+    col = lines[lines.index(next(x for x in lines if x.startswith("  f:")))].index("*e") + 1
+    return text.encode(), f"{line_f}:{col}: aliases repeat more than {source.MAX_ALIAS_VALUES:,} values"
+
+
+def _nested_brackets() -> tuple[bytes, str]:
+    # 5,000 nested flow lists: refused at the first one past the depth limit
+    prefix = "  deep: "
+    line = prefix + "[" * 5000 + "1" + "]" * 5000
+    text = HEADER + "vars:\n" + line + "\n" + NODES
+    # root map, vars map, then the lists: the list that would sit at depth MAX_DEPTH is refused
+    col = len(prefix) + (source.MAX_DEPTH - 2) + 1
+    return text.encode(), f"{HEADER.count(chr(10)) + 2}:{col}: nesting deeper than {source.MAX_DEPTH} levels"
+
+
+def _nul_byte() -> tuple[bytes, str]:
+    data = (HEADER + NODES).replace("name: generated", "name: gen\x00erated").encode()
+    return data, "2:10: binary data (a NUL byte)"
+
+
+def _utf16() -> tuple[bytes, str]:
+    # Windows "Unicode" (UTF-16 LE with a byte-order mark)
+    return (HEADER + NODES).encode("utf-16"), "1:1: not UTF-8 text ... looks like UTF-16"
+
+
+GENERATED = {
+    "gen_non_utf8": _non_utf8,
+    "gen_huge_file": _huge_file,
+    "gen_alias_bomb": _alias_bomb,
+    "gen_nested_brackets": _nested_brackets,
+    "gen_nul_byte": _nul_byte,
+    "gen_utf16": _utf16,
+}
+
+
+@pytest.fixture(scope="module")
+def generated_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("bad_specs")
+    for name, make in GENERATED.items():
+        data, expect = make()
+        (directory / f"{name}.yaml").write_bytes(data)
+        (directory / f"{name}.expect").write_text(expect, encoding="utf-8")
+    return directory
+
+
+def _generated_case(directory: Path, name: str) -> Case:
+    line, col, fragments = _parse_expect("# expect: " + (directory / f"{name}.expect").read_text("utf-8"), name)
+    return Case(name, directory / f"{name}.yaml", line, col, fragments)
+
+
+CASE_IDS = [p.stem for p in CORPUS] + list(GENERATED)
+
+
+@pytest.fixture
+def case(request, generated_dir) -> Case:
+    name = request.param
+    if name in GENERATED:
+        return _generated_case(generated_dir, name)
+    return _corpus_case(CORPUS_DIR / f"{name}.yaml")
+
+
+def _display(path: Path) -> str:
+    """The path as given on the command line (relative to the repository when inside it)."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+# -- the corpus itself ----------------------------------------------------------------------
+
+def test_corpus_is_large_enough():
+    assert len(CORPUS) >= 32, f"only {len(CORPUS)} bad specs in {CORPUS_DIR}"
+    for path in CORPUS:
+        _corpus_case(path)  # every file states its expectation
+
+
+# -- in process -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", CASE_IDS, indirect=True)
+def test_in_process(case: Case):
+    with pytest.raises(compiler.SpecError) as info:
+        compiler.analyze(compiler.load(str(case.path)))
+    errors = info.value.errors
+    assert errors, "a SpecError without problems"
+    for problem in errors:
+        assert problem.loc.file == str(case.path), f"problem located in another file: {problem}"
+        assert problem.loc.line >= 1 and problem.loc.col >= 1, str(problem)
+    found = [p for p in errors if (p.loc.line, p.loc.col) == (case.line, case.col) and case.matches(str(p))]
+    got = "\n".join(f"  {p.loc.line}:{p.loc.col}: {p.path + ': ' if p.path else ''}{p.message}" for p in errors)
+    assert found, f"expected {case.expected}\ngot:\n{got}"
+
+
+@pytest.mark.parametrize("case", CASE_IDS, indirect=True)
+def test_cli_main_exit_code(case: Case, capsys):
+    status = main(["validate", str(case.path)])
+    captured = capsys.readouterr()
+    assert status == 1, f"exit status {status}; stderr:\n{captured.err}"
+    assert "ok:" not in captured.out
+    assert "internal error" not in captured.err, captured.err
+
+
+# -- the real command, all files in one subprocess -------------------------------------------
+
+@pytest.fixture(scope="module")
+def cli_run(generated_dir) -> subprocess.CompletedProcess:
+    paths = [_display(p) for p in CORPUS] + [str(generated_dir / f"{n}.yaml") for n in GENERATED]
+    return subprocess.run([sys.executable, "-m", "compiler", "validate", *paths], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_batch_status_and_no_traceback(cli_run):
+    assert cli_run.returncode == 1, cli_run.stderr[-2000:]
+    for stream in (cli_run.stdout, cli_run.stderr):
+        assert "Traceback" not in stream, stream[-4000:]
+        assert "internal error" not in stream, stream[-4000:]
+    assert "ok:" not in cli_run.stdout, cli_run.stdout
+    for line in cli_run.stderr.splitlines():
+        assert PROBLEM_LINE.match(line), f"not a FILE:LINE:COL: message line: {line!r}"
+
+
+@pytest.mark.parametrize("case", CASE_IDS, indirect=True)
+def test_cli_message(case: Case, cli_run):
+    shown = _display(case.path)
+    mine = [line for line in cli_run.stderr.splitlines() if line.startswith(shown + ":")]
+    assert mine, f"no problem printed for {shown}; stderr:\n{cli_run.stderr[-3000:]}"
+    prefix = f"{shown}:{case.line}:{case.col}: "
+    assert any(line.startswith(prefix) and case.matches(line[len(prefix):]) for line in mine), (
+        f"expected {prefix}{' ... '.join(case.fragments)}\ngot:\n" + "\n".join(mine))
