@@ -181,13 +181,20 @@ SYNONYMS = {
 """Names other frameworks use (Keras, PyTorch, Caffe, Ultralytics) for blockgraph's keys."""
 
 
-def did_you_mean(word: str, options) -> str:
+def suggestion(word: str, options) -> str | None:
+    """The option a user most likely meant by `word` (a synonym from another framework, or a
+    close spelling), or None."""
     options = [str(o) for o in options]
     for target, names in SYNONYMS.items():
         if str(word).lower() in names and target in options:
-            return f"; did you mean {target!r}?"
+            return target
     close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, options) -> str:
+    best = suggestion(word, options)
+    return f"; did you mean {best!r}?" if best else ""
 
 
 def _describe(value: Any) -> str:
@@ -226,6 +233,9 @@ def pydantic_message(err: dict, owner: str, fields) -> str:
         return f"expected a finite number, got {_describe(got)}"
     if kind in ("bool_type", "bool_parsing"):
         return f"expected true or false, got {_describe(got)}"
+    if kind == "literal_error" and key == "blockgraph":
+        return (f"spec format version {_describe(got)} is not supported: this blockgraph reads version 1 "
+                "(blockgraph: 1)")
     if kind == "literal_error":
         expected = ctx.get("expected", "")
         options = re.findall(r"'([^']*)'", expected)
@@ -268,6 +278,10 @@ def _union_collapsed(errors: list[dict]) -> list[dict]:
 
 # -- the loader ----------------------------------------------------------------------------
 
+class _Reported(expr.ExprError):
+    """An expression used a var whose own error was already reported: say nothing more."""
+
+
 class _Vars:
     """Spec vars with overrides, evaluated lazily so vars may use other vars."""
 
@@ -284,10 +298,13 @@ class _Vars:
             self.raw[name] = value
             self.values.pop(name, None)
         self.overridden = set(overrides)
+        self.failed: set[str] = set()
 
     def get(self, name: str) -> Any:
         if name in self.values:
             return self.values[name]
+        if name in self.failed:
+            raise _Reported(f"${name} is invalid (reported at its definition)")
         if name not in self.raw:
             raise expr.ExprError(f"unknown variable ${name}{did_you_mean(name, self.raw)}")
         if name in self.active:
@@ -307,7 +324,10 @@ class _Vars:
         for name in self.raw:
             try:
                 self.get(name)
+            except _Reported:
+                self.failed.add(name)
             except expr.ExprError as exc:
+                self.failed.add(name)
                 loc = self.doc.loc(("vars", name))
                 if name in self.overridden:
                     exc = expr.ExprError(f"{exc} (the value comes from an override)")
@@ -415,7 +435,12 @@ class _Loader:
             return model.model_validate(data)
         except ValidationError as exc:
             fields = [f for f in model.model_fields if f != "op"]
-            for err in _union_collapsed(exc.errors(include_url=False)):
+            errors = _union_collapsed(exc.errors(include_url=False))
+            suggested = {suggestion(e["loc"][-1], fields) for e in errors
+                         if e["type"] == "extra_forbidden" and e["loc"]}
+            errors = [e for e in errors if not (e["type"] == "missing" and len(e["loc"]) == 1
+                                                 and e["loc"][0] in suggested)]
+            for err in errors:
                 loc = err["loc"]
                 head = loc[0] if loc else None
                 root = (origins or {}).get(head, base + ((head,) if head is not None else ()))
@@ -452,6 +477,8 @@ class _Loader:
         if isinstance(value, str) and "$" in value:
             try:
                 return _evaluate(value, scope)
+            except _Reported:
+                return _Failed
             except expr.ExprError as exc:
                 hint = ""
                 if value.count("(") > value.count(")"):

@@ -94,9 +94,11 @@ class Conv(Block):
         (kh, kw), (sh, sw), (dh, dw) = pair(self.k), pair(self.stride), pair(self.dilation)
         oh, ow = conv_out(h, kh, sh, padding[0], dh), conv_out(w, kw, sw, padding[1], dw)
         if oh < 1 or ow < 1:
-            raise ShapeError(f"conv kernel {kh}x{kw} (dilation {self.dilation}, padding {padding}) "
-                             f"does not fit the {h}x{w} input. Received: input shape {fmt(shape)}; "
-                             "output would be {oh}x{ow}".replace("{oh}", str(oh)).replace("{ow}", str(ow)))
+            span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+            raise ShapeError(f"conv kernel {kh}x{kw} (dilation {self.dilation}) spans {span[0]}x{span[1]} pixels, "
+                             f"more than the {h + 2 * padding[0]}x{w + 2 * padding[1]} padded input. Received: "
+                             f"input shape {fmt(shape)}, padding {padding[0]}x{padding[1]}; pool less before it, "
+                             "or pad more")
         return self.out, oh, ow
 
     def macs(self, in_shapes: list[Shape], out_shape: Shape) -> int:
