@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     depth.add_argument("--depth", type=int, default=0, metavar="N", help="expand blocks N levels deep (default 0)")
     r.add_argument("--lr", action="store_true", help="lay out left to right (default top to bottom)")
     r.add_argument("--no-legend", action="store_true", help="leave out the colour legend")
+    sc = sub.add_parser("schema", help="print the JSON Schema of spec files (for editors)")
+    sc.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of printing it")
     b = with_vars(sub.add_parser("build", help="compile to a PyTorch module and report it"))
     b.add_argument("file", metavar="FILE")
     b.add_argument("--code", action="store_true", help="print the generated forward()")
@@ -192,6 +194,20 @@ def _cmd_render(args) -> int:
     return 0
 
 
+def _cmd_schema(args) -> int:
+    from pathlib import Path
+
+    from .schema import dumps
+
+    text = dumps(plugins=True)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _cmd_build(args) -> int:
     from .analysis import analyze
     from .fx import build
@@ -212,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     handler = {"validate": _cmd_validate, "summary": _cmd_summary, "build": _cmd_build,
-               "render": _cmd_render}[args.command]
+               "render": _cmd_render, "schema": _cmd_schema}[args.command]
     from .plugins import PluginError, load_entry_points, load_from_environment, load_plugins
 
     try:
