@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     depth.add_argument("--depth", type=int, default=0, metavar="N", help="expand blocks N levels deep (default 0)")
     r.add_argument("--lr", action="store_true", help="lay out left to right (default top to bottom)")
     r.add_argument("--no-legend", action="store_true", help="leave out the colour legend")
+    d = with_vars(sub.add_parser("diff", help="nodes added, removed and changed between two specs"))
+    d.add_argument("file", metavar="A")
+    d.add_argument("other", metavar="B")
+    d.add_argument("--depth", type=int, default=None, metavar="N", help="compare blocks deeper than N as units")
+    d.add_argument("--json", action="store_true", help="machine-readable output")
     sc = sub.add_parser("schema", help="print the JSON Schema of spec files (for editors)")
     sc.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of printing it")
     b = with_vars(sub.add_parser("build", help="compile to a PyTorch module and report it"))
@@ -194,6 +199,21 @@ def _cmd_render(args) -> int:
     return 0
 
 
+def _cmd_diff(args) -> int:
+    from .analysis import analyze
+    from .diff import diff, format_diff
+    from .spec import load
+
+    if args.depth is not None and args.depth < 0:
+        print("blockgraph diff: error: --depth must be 0 or more", file=sys.stderr)
+        return 2
+    a = analyze(load(args.file, vars=dict(args.var)))
+    b = analyze(load(args.other, vars=dict(args.var)))
+    result = diff(a, b, args.depth)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_diff(result))
+    return 0
+
+
 def _cmd_schema(args) -> int:
     from pathlib import Path
 
@@ -228,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     handler = {"validate": _cmd_validate, "summary": _cmd_summary, "build": _cmd_build,
-               "render": _cmd_render, "schema": _cmd_schema}[args.command]
+               "render": _cmd_render, "schema": _cmd_schema, "diff": _cmd_diff}[args.command]
     from .plugins import PluginError, load_entry_points, load_from_environment, load_plugins
 
     try:
