@@ -13,7 +13,7 @@ from typing import Any
 
 from .blocks.base import Shape
 from .errors import Problem
-from .graph import Graph, check
+from .graph import Graph, check, resolve_ref
 from .spec import Spec
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
@@ -173,14 +173,6 @@ class Unit:
     """Enclosing groups that are expanded in this view (clusters in a rendering)."""
 
 
-def _resolve(spec: Spec, name: str) -> str:
-    seen = set()
-    while name in spec.aliases and name not in seen:
-        seen.add(name)
-        name = spec.aliases[name]
-    return name
-
-
 def collapse(analysis: Analysis, depth: int | None = None) -> list[Unit]:
     """The analysis with every group nested deeper than `depth` levels shown as one unit
     (depth 0: top-level ids only; None: every node)."""
@@ -207,7 +199,7 @@ def collapse(analysis: Analysis, depth: int | None = None) -> list[Unit]:
             kind, op, out = "node", s.op, u
         else:
             group = spec.groups[u]
-            kind, op, out = group.kind, group.op, _resolve(spec, u)
+            kind, op, out = group.kind, group.op, resolve_ref(spec, u)
             if out not in stats:  # a group whose output is its input (repeat 0 inside)
                 out = ids[-1]
         inputs: list[str] = []

@@ -129,31 +129,38 @@ class Rule(_Model):
         return {"weight": value} if isinstance(value, str) else value
 
 
-class NodeInit(_Model):
-    """A node's own `init:`: `weight`/`bias` apply to the node's own family (the conv of a
-    `conv` node, not its fused norm); `conv`/`linear`/`norm` set one family inside the node."""
+class _FamilyRules(_Model):
+    """Rules per op family, and a bias for every family that sets none."""
 
-    weight: Initializer | None = None
-    """The weight of the node's own family (all families for blocks of several kinds)."""
+    conv: Rule | None = None
+    """Convolutions."""
+    linear: Rule | None = None
+    """Fully connected layers."""
+    norm: Rule | None = None
+    """Normalisation layers (weight = the scale gamma, bias = the shift beta)."""
     bias: Initializer | None = None
-    """The bias of the node's own family (all families for blocks of several kinds)."""
+    """Bias of every family that does not set its own."""
 
     @field_validator("bias")
     @classmethod
-    def _vector(cls, value):
+    def _vector_bias(cls, value):
         return _no_matrix_init_for(value, "bias")
-    conv: Rule | None = None
-    """Convolutions inside this node."""
-    linear: Rule | None = None
-    """Fully connected layers inside this node."""
-    norm: Rule | None = None
-    """Normalisation layers inside this node (e.g. zero gamma of a residual's last norm)."""
 
     @field_validator("norm")
     @classmethod
-    def _norm_vectors(cls, value):
+    def _vector_norm(cls, value):
         _no_matrix_init_for(value and value.weight, "norm's scale (gamma)")
         return value
+
+
+class NodeInit(_FamilyRules):
+    """A node's own `init:`: `weight` and `bias` apply to the node's own family (the conv of a
+    `conv` node, not its fused norm; every family of a block made of several kinds);
+    `conv`/`linear`/`norm` set one family inside the node (e.g. zero gamma of a residual's
+    last norm)."""
+
+    weight: Initializer | None = None
+    """The weight of the node's own family."""
 
     @model_validator(mode="before")
     @classmethod
@@ -161,30 +168,11 @@ class NodeInit(_Model):
         return {"weight": value} if isinstance(value, str) else value
 
 
-class InitPolicy(_Model):
+class InitPolicy(_FamilyRules):
     """The spec's `init:` section."""
 
     seed: int | None = Field(None, ge=0)
     """Seed of the random initialisation; the same seed gives the same weights."""
-    conv: Rule | None = None
-    """Convolutions."""
-    linear: Rule | None = None
-    """Fully connected layers."""
-    norm: Rule | None = None
-    """Normalisation layers (weight = gamma, bias = beta)."""
-
-    @field_validator("norm")
-    @classmethod
-    def _norm_vectors(cls, value):
-        _no_matrix_init_for(value and value.weight, "norm's scale (gamma)")
-        return value
-    bias: Initializer | None = None
-    """Bias of every family that does not set its own."""
-
-    @field_validator("bias")
-    @classmethod
-    def _vector(cls, value):
-        return _no_matrix_init_for(value, "bias")
 
 
 def family_of(module) -> Family | None:

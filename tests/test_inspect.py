@@ -14,6 +14,7 @@ import torch
 import compiler
 from compiler.analysis import collapse
 from compiler.cli import main
+from support import OutputRecorder
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
@@ -32,24 +33,12 @@ def test_macs_agree_with_torchinfo_and_torchvision_docs(name):
     assert ours / 1e9 == pytest.approx(PUBLISHED_GMACS[name], rel=0.01)
 
 
-class _Recorder(torch.fx.Interpreter):
-    def __init__(self, module):
-        super().__init__(module)
-        self.outputs: dict[str, torch.Tensor] = {}
-
-    def run_node(self, n):
-        value = super().run_node(n)
-        if "blockgraph_node" in n.meta and isinstance(value, torch.Tensor):
-            self.outputs[n.meta["blockgraph_node"]] = value
-        return value
-
-
 @pytest.mark.parametrize("name", ["resnet18", "googlenet", "dpn68"])
 def test_activation_memory_matches_measured_outputs(name):
     spec = compiler.load(SPECS / f"{name}.yaml")
     analysis = compiler.analyze(spec, batch=2)
     model = compiler.build(spec, seed=0).eval()
-    recorder = _Recorder(model)
+    recorder = OutputRecorder(model)
     with torch.inference_mode():
         recorder.run(torch.randn(2, 3, 224, 224))
     storages, measured = set(), 0

@@ -17,27 +17,11 @@ import math
 
 import pytest
 import torch
-import torch.fx
 
 import compiler
+from support import OutputRecorder
 
 BATCH = 1
-
-
-class _ShapeRecorder(torch.fx.Interpreter):
-    """Runs the graph node by node and keeps, per spec node, the shape of its last fx node."""
-
-    def __init__(self, gm: torch.fx.GraphModule):
-        super().__init__(gm)
-        self.shapes: dict[str, tuple[int, ...]] = {}
-
-    def run_node(self, n: torch.fx.Node):
-        result = super().run_node(n)
-        node_id = n.meta.get("blockgraph_node")
-        if node_id is not None:
-            assert isinstance(result, torch.Tensor), (n.name, type(result))
-            self.shapes[node_id] = tuple(result.shape)  # the last fx node of a spec node wins
-        return result
 
 
 def _inputs(spec, batch: int, seed: int = 0) -> list[torch.Tensor]:
@@ -64,7 +48,7 @@ def observed(spec_path):
             hooked[node_id] = tuple(output.shape)
 
         handles.append(module.register_forward_hook(hook))
-    recorder = _ShapeRecorder(gm)
+    recorder = OutputRecorder(gm)
     inputs = _inputs(spec, BATCH)
     try:
         with torch.inference_mode():

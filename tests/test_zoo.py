@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import compiler
+from support import assert_same_outputs, copy_by_order, randomise_batchnorm
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC_PATHS = sorted((ROOT / "specs").glob("*.yaml"))
@@ -160,35 +161,6 @@ def test_vgg16_macs_match_torchvision_docs(reference_arch, reference_gmacs):
 
 # -- numerical parity with torchvision --------------------------------------------------------
 
-def _copy_by_order(ours: torch.nn.Module, theirs: torch.nn.Module) -> None:
-    """Copy parameters, then buffers, pairing them by registration order; shapes must agree."""
-    with torch.no_grad():
-        for kind in ("named_parameters", "named_buffers"):
-            mine = list(getattr(ours, kind)())
-            ref = list(getattr(theirs, kind)())
-            assert len(mine) == len(ref), (kind, [n for n, _ in mine], [n for n, _ in ref])
-            for (n1, t1), (n2, t2) in zip(mine, ref):
-                assert t1.shape == t2.shape, f"{kind}: {n1} {tuple(t1.shape)} vs {n2} {tuple(t2.shape)}"
-                assert t1.dtype == t2.dtype, (n1, n2, t1.dtype, t2.dtype)
-                t1.copy_(t2)
-
-
-def _randomise_batchnorm(model: torch.nn.Module, gen: torch.Generator) -> int:
-    """Give every BN layer non-trivial affine parameters and running statistics."""
-    count = 0
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                c = m.num_features
-                m.weight.copy_(1 + 0.2 * torch.randn(c, generator=gen))
-                m.bias.copy_(0.1 * torch.randn(c, generator=gen))
-                m.running_mean.copy_(0.1 * torch.randn(c, generator=gen))
-                m.running_var.copy_(0.5 + torch.rand(c, generator=gen))
-                m.num_batches_tracked.fill_(7)
-                count += 1
-    return count
-
-
 PARITY = [("vgg16", "vgg16", {}), ("vgg16_bn", "vgg16_bn", {}), ("vgg11", "vgg11", {}),
           ("resnet18", "resnet18", {}), ("resnet50", "resnet50", {}), ("resnext50_32x4d", "resnext50_32x4d", {}),
           ("densenet121", "densenet121", {}),
@@ -201,22 +173,12 @@ def test_matches_torchvision_numerically(name, factory, kwargs):
     torch.manual_seed(0)
     theirs = getattr(torchvision.models, factory)(weights=None, **kwargs)
     gen = torch.Generator().manual_seed(1)
-    randomised = _randomise_batchnorm(theirs, gen)
+    randomised = randomise_batchnorm(theirs, gen)
     if name.endswith("_bn"):
         assert randomised == 13
     ours = compiler.build(ROOT / "specs" / f"{name}.yaml", seed=0)
-    _copy_by_order(ours, theirs)
-    ours.eval()
-    theirs.eval()
-    x = torch.randn(2, 3, 224, 224, generator=gen)
-    with torch.inference_mode():
-        expected = theirs(x)
-        got = ours(x)
-    del ours, theirs
-    assert got.shape == expected.shape == (2, 1000)
-    scale = expected.abs().max().item()
-    assert scale > 0
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * scale)
+    copy_by_order(ours, theirs)
+    assert_same_outputs(ours, theirs, torch.randn(2, 3, 224, 224, generator=gen), rtol=1e-5)
 
 
 # -- the meta device ----------------------------------------------------------------------------

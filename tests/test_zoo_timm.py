@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.fx
-
 import compiler
+from support import OutputRecorder, assert_same_outputs, copy_by_order, randomise_batchnorm
 
 timm = pytest.importorskip("timm")
 
@@ -29,35 +28,6 @@ def _spec(name: str):
 def _timm(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
     return timm.create_model(name, pretrained=False)
-
-
-def _copy_by_order(ours: torch.nn.Module, theirs: torch.nn.Module) -> None:
-    """Copy parameters, then buffers, pairing them by registration order; shapes must agree."""
-    with torch.no_grad():
-        for kind in ("named_parameters", "named_buffers"):
-            mine = list(getattr(ours, kind)())
-            ref = list(getattr(theirs, kind)())
-            assert len(mine) == len(ref), (kind, len(mine), len(ref))
-            for (n1, t1), (n2, t2) in zip(mine, ref):
-                assert t1.shape == t2.shape, f"{kind}: {n1} {tuple(t1.shape)} vs {n2} {tuple(t2.shape)}"
-                assert t1.dtype == t2.dtype, (n1, n2, t1.dtype, t2.dtype)
-                t1.copy_(t2)
-
-
-def _randomise_batchnorm(model: torch.nn.Module, gen: torch.Generator) -> int:
-    """Non-trivial BN scales, shifts and running statistics, so eps and order matter."""
-    count = 0
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                c = m.num_features
-                m.weight.copy_(1 + 0.2 * torch.randn(c, generator=gen))
-                m.bias.copy_(0.1 * torch.randn(c, generator=gen))
-                m.running_mean.copy_(0.1 * torch.randn(c, generator=gen))
-                m.running_var.copy_(0.5 + torch.rand(c, generator=gen))
-                m.num_batches_tracked.fill_(7)
-                count += 1
-    return count
 
 
 # -- parameter counts -----------------------------------------------------------------------------
@@ -88,46 +58,21 @@ def test_input_size_is_timms_default(name):
 def test_matches_timm_numerically(name):
     theirs = _timm(name)
     gen = torch.Generator().manual_seed(1)
-    assert _randomise_batchnorm(theirs, gen) > 0
+    assert randomise_batchnorm(theirs, gen) > 0
     spec = _spec(name)
     ours = compiler.build(spec, seed=0)
-    _copy_by_order(ours, theirs)
-    ours.eval()
-    theirs.eval()
-    x = torch.randn(1, *spec.inputs["image"], generator=gen)
-    with torch.inference_mode():
-        expected = theirs(x)
-        got = ours(x)
-    del ours, theirs
-    assert got.shape == expected.shape == (1, 1000)
-    scale = expected.abs().max().item()
-    assert scale > 0
-    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * scale)
+    copy_by_order(ours, theirs)
+    assert_same_outputs(ours, theirs, torch.randn(1, *spec.inputs["image"], generator=gen), rtol=1e-4)
 
 
 # -- static shapes equal run-time shapes -------------------------------------------------------------
-
-class _ShapeRecorder(torch.fx.Interpreter):
-    """Runs the graph node by node, keeping per spec node the shape of its last fx node."""
-
-    def __init__(self, gm: torch.fx.GraphModule):
-        super().__init__(gm)
-        self.shapes: dict[str, tuple[int, ...]] = {}
-
-    def run_node(self, n: torch.fx.Node):
-        result = super().run_node(n)
-        node_id = n.meta.get("blockgraph_node")
-        if node_id is not None:
-            self.shapes[node_id] = tuple(result.shape)
-        return result
-
 
 def test_dpn68_static_shapes_equal_runtime_shapes():
     spec = _spec("dpn68")
     graph = compiler.analyze(spec).graph
     gm = compiler.build(spec, seed=0).eval()
     x = torch.randn(1, *spec.inputs["image"], generator=torch.Generator().manual_seed(0))
-    recorder = _ShapeRecorder(gm)
+    recorder = OutputRecorder(gm)
     with torch.inference_mode():
         out = recorder.run(x)
     runtime: dict[str, tuple[int, ...]] = {"image": tuple(x.shape)}
@@ -153,15 +98,8 @@ def test_dpn_b_variant_matches_timm_dpn68b():
     spec = compiler.load(ROOT / "specs" / "dpn68.yaml", vars={"b": True})
     theirs = _timm("dpn68b")
     gen = torch.Generator().manual_seed(2)
-    _randomise_batchnorm(theirs, gen)
+    randomise_batchnorm(theirs, gen)
     ours = compiler.build(spec, seed=0)
     assert compiler.analyze(spec).params == sum(p.numel() for p in theirs.parameters())
-    _copy_by_order(ours, theirs)
-    ours.eval()
-    theirs.eval()
-    x = torch.randn(1, *spec.inputs["image"], generator=gen)
-    with torch.inference_mode():
-        expected = theirs(x)
-        got = ours(x)
-    scale = expected.abs().max().item()
-    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * scale)
+    copy_by_order(ours, theirs)
+    assert_same_outputs(ours, theirs, torch.randn(1, *spec.inputs["image"], generator=gen), rtol=1e-4)
