@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("other", metavar="B")
     d.add_argument("--depth", type=int, default=None, metavar="N", help="compare blocks deeper than N as units")
     d.add_argument("--json", action="store_true", help="machine-readable output")
+    u = sub.add_parser("ui", help="open the designer (a Streamlit app) in the browser")
+    u.add_argument("file", nargs="?", default=None, metavar="SPEC", help="the spec to open (default specs/default.yaml)")
+    u.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    u.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    u.add_argument("--browser", action="store_true", help="also open a browser window")
     sc = sub.add_parser("schema", help="print the JSON Schema of spec files (for editors)")
     sc.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of printing it")
     b = with_vars(sub.add_parser("build", help="compile to a PyTorch module and report it"))
@@ -214,6 +219,30 @@ def _cmd_diff(args) -> int:
     return 0
 
 
+def _cmd_ui(args) -> int:
+    """Run `streamlit run ui/app.py` in this process's Python, listening on localhost by default."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    app = root / "ui" / "app.py"
+    if not app.is_file():
+        print(f"blockgraph ui: error: the designer is not installed with this copy ({app} is missing)", file=sys.stderr)
+        return 2
+    spec = args.file or str(root / "specs" / "default.yaml")
+    if not Path(spec).is_file():
+        print(f"blockgraph ui: error: no such spec file {spec!r}", file=sys.stderr)
+        return 2
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host,
+               "--server.port", str(args.port), "--server.headless", "false" if args.browser else "true",
+               "--browser.gatherUsageStats", "false", "--", str(Path(spec).resolve())]
+    print(f"blockgraph designer on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
 def _cmd_schema(args) -> int:
     from pathlib import Path
 
@@ -248,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     handler = {"validate": _cmd_validate, "summary": _cmd_summary, "build": _cmd_build,
-               "render": _cmd_render, "schema": _cmd_schema, "diff": _cmd_diff}[args.command]
+               "render": _cmd_render, "schema": _cmd_schema, "diff": _cmd_diff, "ui": _cmd_ui}[args.command]
     from .plugins import PluginError, load_entry_points, load_from_environment, load_plugins
 
     try:
