@@ -31,21 +31,18 @@ def cbam(monkeypatch):
     return compiler.load_plugins(["cbam_plugin"])
 
 
-def test_naming_a_plugin_in_a_spec_does_not_import_it():
-    spec_file = ROOT / "tests" / "_plugin_spec.yaml"
-    try:
-        spec_file.write_text(SPEC)
-        env = {"PYTHONPATH": str(EXAMPLES), "PATH": "/usr/bin:/bin"}
-        result = subprocess.run([sys.executable, "-m", "compiler", "validate", str(spec_file)],
-                                capture_output=True, text=True, cwd=ROOT, env=env)
-        assert result.returncode == 1
-        assert "this spec needs plugin 'cbam_plugin': load it with --plugin cbam_plugin" in result.stderr
-        result = subprocess.run([sys.executable, "-m", "compiler", "--plugin", "cbam_plugin", "summary",
-                                 str(spec_file)], capture_output=True, text=True, cwd=ROOT, env=env)
-        assert result.returncode == 0, result.stderr
-        assert "32x8x8*" in result.stdout and "trial run on the meta device" in result.stdout
-    finally:
-        spec_file.unlink(missing_ok=True)
+def test_naming_a_plugin_in_a_spec_does_not_import_it(tmp_path):
+    spec_file = tmp_path / "with_cbam.yaml"
+    spec_file.write_text(SPEC)
+    env = {"PYTHONPATH": str(EXAMPLES), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "compiler", "validate", str(spec_file)],
+                            capture_output=True, text=True, cwd=ROOT, env=env)
+    assert result.returncode == 1
+    assert "this spec needs plugin 'cbam_plugin': load it with --plugin cbam_plugin" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "compiler", "--plugin", "cbam_plugin", "summary",
+                             str(spec_file)], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "32x8x8*" in result.stdout and "trial run on the meta device" in result.stdout
 
 
 def test_plugin_block_builds_and_its_measured_numbers_are_right(cbam):
