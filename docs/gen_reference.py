@@ -1,4 +1,4 @@
-"""Regenerate the parameter tables of docs/spec-language.md from the code.
+"""Regenerate the generated parts of docs/spec-language.md and docs/blocks.md from the code.
 
 The tables live between marker comments in the markdown and are committed as plain text:
 
@@ -9,10 +9,22 @@ The tables live between marker comments in the markdown and are committed as pla
     <!-- end table -->
 
 Each row is built from the pydantic field: its name, its type (annotation and bounds), its
-default and its attribute docstring (the models use `use_attribute_docstrings=True`).
+default and its attribute docstring (the models use `use_attribute_docstrings=True`). A link to
+an option model's section is relative to the page the table is on (`#act-options` on
+spec-language.md, `spec-language.md#act-options` on blocks.md).
 
-    python docs/gen_reference.py           # rewrite the tables in place
-    python docs/gen_reference.py --check   # exit 1 if a table is out of date (tests/test_docs.py)
+A file can be quoted whole, so that a page shows the code as it is:
+
+    <!-- file: docs/examples/cbam_plugin.py -->
+    ```python
+    ...the file's text...
+    ```
+    <!-- end file -->
+
+The per-op sections (`### \\`op\\`` with `<!-- table: op NAME -->`) are on docs/blocks.md.
+
+    python docs/gen_reference.py           # rewrite the tables (and quoted files) in place
+    python docs/gen_reference.py --check   # exit 1 if one is out of date (tests/test_docs.py)
 """
 
 from __future__ import annotations
@@ -33,19 +45,32 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-DOC = ROOT / "docs" / "spec-language.md"
+SPEC_DOC = ROOT / "docs" / "spec-language.md"
+BLOCKS_DOC = ROOT / "docs" / "blocks.md"
+DOCS = (SPEC_DOC, BLOCKS_DOC)
+DOC = SPEC_DOC  # the language reference (kept for callers of the single-page version)
 MARKER = re.compile(r"<!-- table: (op|model|scaling) ([\w.]+) -->\n.*?<!-- end table -->", re.S)
+FILE_MARKER = re.compile(r"<!-- file: ([\w./-]+) -->\n.*?<!-- end file -->", re.S)
 
-# How nested option models are named in the tables (with a link to their section).
+# How nested option models are named in the tables: (text before the link, link text, page
+# of the section, anchor of the section).
 MODEL_NAMES = {
-    "Act": "[act](#act-options)",
-    "Norm": "[norm](#norm-options)",
-    "Initializer": "[initializer](#initializers)",
-    "Rule": "[rule](#rules-weight-and-bias)",
-    "NodeInit": "[node init](#per-node-init)",
-    "InitPolicy": "[init](#init-policies)",
-    "SEOptions": "number or [se options](#se-options)",
+    "Act": ("", "act", "spec-language.md", "act-options"),
+    "Norm": ("", "norm", "spec-language.md", "norm-options"),
+    "Initializer": ("", "initializer", "spec-language.md", "initializers"),
+    "Rule": ("", "rule", "spec-language.md", "rules-weight-and-bias"),
+    "NodeInit": ("", "node init", "spec-language.md", "per-node-init"),
+    "InitPolicy": ("", "init", "spec-language.md", "init-policies"),
+    "SEOptions": ("number or ", "se options", "blocks.md", "se-options"),
 }
+
+
+def model_name(name: str, page: str = SPEC_DOC.name) -> str:
+    """A nested model's name in a table on `page`, linked to its section."""
+    if name not in MODEL_NAMES:
+        return name
+    prefix, text, where, anchor = MODEL_NAMES[name]
+    return f"{prefix}[{text}]({'' if where == page else where}#{anchor})"
 
 
 def _bounds(metadata: list, unit: str = "item") -> str:
@@ -70,16 +95,17 @@ def _bounds(metadata: list, unit: str = "item") -> str:
     return ", ".join(parts)
 
 
-def type_text(annotation: Any, metadata: list | None = None) -> str:
-    """A reader's name for a field's type: `int > 0 or [int > 0, int > 0]`."""
+def type_text(annotation: Any, metadata: list | None = None, page: str = SPEC_DOC.name) -> str:
+    """A reader's name for a field's type: `int > 0 or [int > 0, int > 0]` (links relative to
+    the page it is shown on)."""
     metadata = list(metadata or [])
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
-        return type_text(args[0], list(args[1:]) + metadata)
+        return type_text(args[0], list(args[1:]) + metadata, page)
     if origin in (typing.Union, types.UnionType):
         members = [a for a in args if a is not type(None)]
-        text = " or ".join(type_text(a) for a in members)
+        text = " or ".join(type_text(a, page=page) for a in members)
         if len(members) < len(args):
             text += " or `null`"
         bounds = _bounds(metadata)
@@ -90,10 +116,10 @@ def type_text(annotation: Any, metadata: list | None = None) -> str:
     bounds = _bounds(metadata, "character" if annotation is str else "item")
     if origin in (tuple, list):
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis or origin is list:
-            item = type_text(args[0])
+            item = type_text(args[0], page=page)
             text = f"list of {item}" if not item.startswith("list") else f"list of ({item})"
         else:
-            text = "[" + ", ".join(type_text(a) for a in args) + "]"
+            text = "[" + ", ".join(type_text(a, page=page) for a in args) + "]"
         return f"{text} ({bounds})" if bounds else text
     if origin is dict:
         text = "map"
@@ -101,7 +127,7 @@ def type_text(annotation: Any, metadata: list | None = None) -> str:
     if annotation is typing.Any:
         return "any"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return MODEL_NAMES.get(annotation.__name__, annotation.__name__)
+        return model_name(annotation.__name__, page)
     names = {int: "int", float: "number", bool: "bool", str: "text", type(None): "`null`"}
     text = names.get(annotation, getattr(annotation, "__name__", str(annotation)))
     return f"{text} {bounds}" if bounds and text in ("int", "number") else (f"{text} ({bounds})" if bounds else text)
@@ -146,12 +172,12 @@ def _cell(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().replace("|", "\\|")
 
 
-def table(model: type[BaseModel], skip: tuple[str, ...] = ("op",)) -> str:
+def table(model: type[BaseModel], skip: tuple[str, ...] = ("op",), page: str = SPEC_DOC.name) -> str:
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for name, field in model.model_fields.items():
         if name in skip:
             continue
-        rows.append(f"| `{name}` | {_cell(type_text(field.annotation, field.metadata))} | "
+        rows.append(f"| `{name}` | {_cell(type_text(field.annotation, field.metadata, page))} | "
                     f"{_cell(default_text(field))} | {_cell(field.description or '')} |")
     if len(rows) == 2:
         return "This op has no parameters."
@@ -178,8 +204,9 @@ def _model(dotted: str) -> type[BaseModel]:
     return getattr(importlib.import_module(module), name)
 
 
-def render(text: str) -> str:
-    """The document with every marked table regenerated."""
+def render(text: str, page: str = SPEC_DOC.name) -> str:
+    """The document `page` (a file name in docs/) with every marked table and quoted file
+    regenerated."""
     from compiler.blocks import registry
 
     def replace(match: re.Match) -> str:
@@ -191,16 +218,37 @@ def render(text: str) -> str:
             if cls is None:
                 body = f"**`{name}` is not a registered op.**"
             else:
-                body = table(cls)
+                body = table(cls, page=page)
         else:
-            body = table(_model(name), skip=())
+            body = table(_model(name), skip=(), page=page)
         return f"<!-- table: {kind} {name} -->\n{body}\n<!-- end table -->"
 
-    return MARKER.sub(replace, text)
+    return FILE_MARKER.sub(_quote_file, MARKER.sub(replace, text))
+
+
+def _quote_file(match: re.Match) -> str:
+    """A `<!-- file: PATH -->` marker followed by PATH's text in a fenced block."""
+    path = match.group(1)
+    source = ROOT / path
+    if not source.is_file():
+        return f"<!-- file: {path} -->\n**`{path}` does not exist.**\n<!-- end file -->"
+    code = source.read_text()
+    language = {".py": "python", ".yaml": "yaml", ".toml": "toml"}.get(source.suffix, "")
+    return f"<!-- file: {path} -->\n```{language}\n{code.rstrip()}\n```\n<!-- end file -->"
+
+
+def quoted_files(text: str) -> dict[str, str]:
+    """{path: the code in the fenced block} of every `<!-- file: PATH -->` marker."""
+    out = {}
+    for match in FILE_MARKER.finditer(text):
+        block = re.search(r"^```\w*\n(.*?)^```$", match.group(0), re.S | re.M)
+        out[match.group(1)] = block.group(1) if block else ""
+    return out
 
 
 def missing_ops(text: str) -> list[str]:
-    """Registered ops without a `### \\`op\\`` section and a generated table."""
+    """Registered ops without a `### \\`op\\`` section and a generated table (in `text`, the
+    text of docs/blocks.md)."""
     from compiler.blocks import registry
 
     return [op for op in registry.names() if registry.get(op).__module__.startswith("compiler.blocks.")
@@ -208,18 +256,23 @@ def missing_ops(text: str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    text = DOC.read_text()
-    new = render(text)
-    missing = missing_ops(new)
-    if "--check" in argv:
-        if new != text:
-            print(f"{DOC.relative_to(ROOT)} is out of date: run python docs/gen_reference.py", file=sys.stderr)
-            return 1
-    elif new != text:
-        DOC.write_text(new)
-        print(f"updated {DOC.relative_to(ROOT)}")
+    stale = []
+    for doc in DOCS:
+        text = doc.read_text()
+        new = render(text, doc.name)
+        if new == text:
+            continue
+        if "--check" in argv:
+            print(f"{doc.relative_to(ROOT)} is out of date: run python docs/gen_reference.py", file=sys.stderr)
+            stale.append(doc)
+        else:
+            doc.write_text(new)
+            print(f"updated {doc.relative_to(ROOT)}")
+    if stale:
+        return 1
+    missing = missing_ops(BLOCKS_DOC.read_text())
     if missing:
-        print("ops without a section and table: " + ", ".join(missing)
+        print(f"ops without a section and table in {BLOCKS_DOC.relative_to(ROOT)}: " + ", ".join(missing)
               + "  (add '### `op`' and '<!-- table: op NAME -->\\n<!-- end table -->')", file=sys.stderr)
         return 1
     return 0

@@ -10,15 +10,21 @@
         # fragment: inputs {a: [3, 8, 8], b: [8]}
         # fragment: vars {classes: 10}
         # error: <text>                    the block must fail with an error containing <text>
+        # plugin: <module>[, <module>]     load these plugins first (importable from docs/examples)
         # not checked                      skip the block (use sparingly)
-(b) spec-language.md has a `### \\`op\\`` section with a generated table for every registered op,
-    listing every field, and the generated tables are in sync with the code.
+(b) blocks.md has a `### \\`op\\`` section for every registered op, with a generated table
+    listing every field, a YAML example and a **Paper** or **Source** line naming a year;
+    spec-language.md's "## Ops" table links every op there; the generated tables of both pages
+    are in sync with the code; the plugin example quoted in blocks.md is docs/examples/
+    cbam_plugin.py, and the summary shown for it is what `blockgraph summary` prints; the
+    links between the two pages (and README.md's) point at files and headings that exist.
 (c) docs/cli.md documents every subcommand and option of `python -m compiler`.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -34,6 +40,8 @@ from compiler.blocks import registry
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 SPEC_DOC = DOCS / "spec-language.md"
+BLOCKS_DOC = DOCS / "blocks.md"
+EXAMPLES = DOCS / "examples"
 CLI_DOC = DOCS / "cli.md"
 SPEC_KEYS = {"blockgraph", "extends", "name", "reference", "description", "inputs", "vars", "defaults",
              "blocks", "init", "nodes", "outputs", "plugins"}
@@ -85,6 +93,8 @@ def _markers(block: str) -> dict[str, str]:
             out["skip"] = ""
         elif body.startswith("error:"):
             out["error"] = body[len("error:"):].strip()
+        elif body.startswith("plugin:"):
+            out["plugin"] = body[len("plugin:"):].strip()
         elif body.startswith("fragment:"):
             key, _, value = body[len("fragment:"):].strip().partition(" ")
             out[key] = value.strip()
@@ -140,6 +150,9 @@ def test_yaml_example(where, line, block, monkeypatch):
     if "skip" in markers:
         pytest.skip("marked '# not checked'")
     monkeypatch.chdir(ROOT / "specs")  # `extends: resnet50.yaml` in YAML text is relative to the cwd
+    if "plugin" in markers:  # a spec's `plugins:` is only checked: load the plugin as a user would
+        monkeypatch.syspath_prepend(str(EXAMPLES))
+        compiler.load_plugins([name.strip() for name in markers["plugin"].split(",")])
     text = _as_spec(block, markers)
     if "error" in markers:
         with pytest.raises(compiler.SpecError) as info:
@@ -172,23 +185,113 @@ def _op_section(text: str, op: str) -> str:
     return text[start: end.start() if end else len(text)]
 
 
+def _table(section: str, op: str) -> str:
+    start = section.index(f"<!-- table: op {op} -->")
+    return section[start: section.index("<!-- end table -->", start)]
+
+
 @pytest.mark.parametrize("op", _builtin_ops())
 def test_every_op_is_documented_with_every_field(op):
-    text = SPEC_DOC.read_text()
-    assert f"### `{op}`" in text, f"docs/spec-language.md has no section '### `{op}`'"
+    text = BLOCKS_DOC.read_text()
+    assert f"### `{op}`" in text, f"docs/blocks.md has no section '### `{op}`'"
     section = _op_section(text, op)
     assert f"<!-- table: op {op} -->" in section, f"the `{op}` section has no generated table"
     assert "```yaml" in section, f"the `{op}` section has no YAML example"
+    table = _table(section, op)
     for field in registry.get(op).model_fields:
         if field != "op":
-            assert f"| `{field}` |" in section, f"field {field!r} of op {op!r} is not in its table"
+            assert f"| `{field}` |" in table, f"field {field!r} of op {op!r} is not in its table"
 
 
-def test_generated_tables_are_in_sync():
-    gen = _gen()
+@pytest.mark.parametrize("op", _builtin_ops())
+def test_every_op_names_its_paper(op):
+    """A `**Paper**:` (or `**Source**:`, for a layer older than any one architecture) paragraph
+    with authors ("et al." or an *italic title*) and a year."""
+    section = _op_section(BLOCKS_DOC.read_text(), op)
+    match = re.search(r"^\*\*(?:Paper|Source)\*\*: (.+?)(?:\n\n|\Z)", section, re.M | re.S)
+    assert match, f"the `{op}` section of docs/blocks.md has no '**Paper**:' or '**Source**:' paragraph"
+    cited = match.group(1)
+    assert re.search(r"\b(19|20)\d\d\b", cited), f"the paper of `{op}` has no year: {cited!r}"
+    assert "et al." in cited or re.search(r"\*[^*\s][^*]*\*", cited), \
+        f"the paper of `{op}` names no authors ('et al.') or title (*title*): {cited!r}"
+
+
+def test_spec_language_lists_every_op():
     text = SPEC_DOC.read_text()
-    assert gen.render(text) == text, "docs/spec-language.md is out of date: run python docs/gen_reference.py"
-    assert gen.missing_ops(text) == []
+    ops = text[text.index("\n## Ops\n"): text.index("\n## Parameters, MACs")]
+    for op in _builtin_ops():
+        assert f"[`{op}`](blocks.md#{op})" in ops, f"the Ops table of docs/spec-language.md has no row for `{op}`"
+    assert "### `" not in ops, "op sections belong in docs/blocks.md"
+
+
+@pytest.mark.parametrize("doc", [SPEC_DOC, BLOCKS_DOC], ids=lambda p: p.name)
+def test_generated_tables_are_in_sync(doc):
+    gen = _gen()
+    text = doc.read_text()
+    assert gen.render(text, doc.name) == text, \
+        f"docs/{doc.name} is out of date: run python docs/gen_reference.py"
+    if doc == BLOCKS_DOC:
+        assert gen.missing_ops(text) == []
+
+
+# -- the plugin example of blocks.md ------------------------------------------------------------
+
+def _plugin_section() -> str:
+    text = BLOCKS_DOC.read_text()
+    start = text.index("## Custom Python blocks (plugins)")
+    end = re.compile(r"^## ", re.M).search(text, start + 3)
+    return text[start: end.start() if end else len(text)]
+
+
+def test_plugin_code_in_the_docs_is_the_example_file():
+    blocks = re.findall(r"^```python\n(.*?)^```$", _plugin_section(), re.S | re.M)
+    assert blocks, "docs/blocks.md shows no ```python block in its plugin section"
+    source = (EXAMPLES / "cbam_plugin.py").read_text()
+    assert blocks[0].rstrip("\n") == source.rstrip("\n"), \
+        "the CBAM code in docs/blocks.md is not docs/examples/cbam_plugin.py: run python docs/gen_reference.py"
+
+
+def test_plugin_summary_in_the_docs_is_real(tmp_path):
+    """The `summary` output shown for the CBAM spec is what the command prints."""
+    section = _plugin_section()
+    spec = next(b for w, _, b in BLOCKS if w == "docs/blocks.md" and "\nname: cbam_net\n" in b)
+    shown = re.search(r"^```text\n\$ PYTHONPATH=docs/examples blockgraph (.+?)\n(.*?)^```$", section, re.S | re.M)
+    assert shown, "docs/blocks.md shows no '$ PYTHONPATH=docs/examples blockgraph ...' output"
+    args = shown.group(1).split()
+    assert args[-1] == "cbam_net.yaml"
+    (tmp_path / "cbam_net.yaml").write_text(spec)
+    env = {k: v for k, v in os.environ.items() if k != "BLOCKGRAPH_PLUGINS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLES), str(ROOT)])
+    result = subprocess.run([sys.executable, "-m", "compiler", *args], cwd=tmp_path, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip("\n") == shown.group(2).rstrip("\n"), \
+        f"docs/blocks.md shows another summary than the command prints:\n{result.stdout}"
+
+
+# -- links between the pages ----------------------------------------------------------------------
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's ids of the headings of a markdown page (outside code blocks)."""
+    anchors, fenced = set(), False
+    for line in text.splitlines():
+        if re.match(r"^\s*```", line):
+            fenced = not fenced
+        elif not fenced and (heading := re.match(r"^#{1,6} (.+)$", line)):
+            anchors.add(re.sub(r"[^\w\- ]", "", heading.group(1).strip().lower()).replace(" ", "-"))
+    return anchors
+
+
+@pytest.mark.parametrize("doc", [SPEC_DOC, BLOCKS_DOC, ROOT / "README.md"], ids=lambda p: p.name)
+def test_links_resolve(doc):
+    for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+        if re.match(r"\w+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (doc.parent / path).resolve() if path else doc
+        assert dest.exists(), f"{doc.name} links to {target}: no such file"
+        if anchor and dest.suffix == ".md":
+            assert anchor in _anchors(dest.read_text()), f"{doc.name} links to {target}: no such heading"
 
 
 def test_node_keys_and_top_level_keys_are_documented():
