@@ -2,9 +2,11 @@
 
 A plugin is an importable module that defines `compiler.Block` subclasses and registers them
 with `@compiler.register`. Because importing runs code, plugins are imported only when the
-user names them: `blockgraph --plugin my_blocks ...`, `BLOCKGRAPH_PLUGINS=my_blocks`,
-`compiler.load_plugins(["my_blocks"])`, or a package's `blockgraph.blocks` entry point (an
-installed package is code the user chose to install). A spec may list the plugins it needs
+user names them. The `blockgraph` command imports `--plugin my_blocks` modules, those in
+`$BLOCKGRAPH_PLUGINS=my_blocks` and those installed packages declare under the
+`blockgraph.blocks` entry-point group (an installed package is code the user chose to
+install). The Python API imports nothing by itself: call `compiler.load_plugins(["my_blocks"])`
+(or `load_from_environment()` / `load_entry_points()`). A spec may list the plugins it needs
 under `plugins:`; that list is only checked, never imported, so opening a spec from someone
 else cannot run their code.
 
@@ -25,7 +27,7 @@ _loaded: dict[str, list[str]] = {}
 
 
 class PluginError(RuntimeError):
-    """A plugin could not be imported or registers nothing."""
+    """A plugin could not be imported."""
 
 
 def load_plugins(names: list[str] | tuple[str, ...]) -> dict[str, list[str]]:

@@ -1,6 +1,5 @@
-"""`concat`: join inputs along the channel axis (Inception's branches, DenseNet's features).
-
-All other dimensions must agree.
+"""`concat`: join inputs along the channel axis (Inception's branches, DenseNet's features),
+or along another per-sample axis with `dim`. All other dimensions must agree.
 
 ```yaml
 - {id: merged, op: concat, in: [branch1, branch2, branch3]}

@@ -13,7 +13,9 @@ general form takes any branches, each a list of nodes reading the module's input
     - [{op: conv, out: 32, k: 1}]
     - [{op: conv, out: 32, k: 1}, {op: conv, out: 48, k: 3}]
 ```
-Sub-node ids: `branch1` ... `branchN` (each a sequence: `branch2.conv1`, `branch2.conv2`), `concat`.
+Sub-node ids: `branch1` ... `branchN` (sequences: in the fixed form `branch1.conv`,
+`branch2.reduce` and `branch2.conv`, `branch4.pool` and `branch4.proj`; in the general form the
+ids the branch's nodes give), `concat`.
 """
 
 from __future__ import annotations

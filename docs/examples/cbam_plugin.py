@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, field_validator
 from torch import nn
 
 import compiler
@@ -42,7 +42,14 @@ class CBAM(compiler.Block):
     reduction: PositiveInt = 16
     """Channel MLP width = channels / reduction."""
     kernel: PositiveInt = Field(7, le=15)
-    """Kernel of the spatial attention conv."""
+    """Kernel of the spatial attention conv (odd, so the gate keeps the map's size)."""
+
+    @field_validator("kernel")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"kernel must be odd so the spatial gate keeps the map's size, got {value}")
+        return value
     family = "attention"
 
     def build(self, in_shapes):
