@@ -1,0 +1,207 @@
+"""Datasets for training: the built-in `shapes`, torchvision's MNIST/FashionMNIST/CIFAR and image folders.
+
+`build_dataset(name, split)` returns a `torch.utils.data.Dataset` and a `DatasetInfo`
+(class names, per-sample shape, task). Classification items are
+``(image float tensor [C, H, W], normalised, label int)``; detection items (the shapes
+dataset with several objects) are ``(image, {"boxes", "labels", "masks"})``.
+`check_compatible(spec, info)` says, located in the spec's YAML, when a spec's input shape or
+class count does not fit a dataset. See docs/datasets.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["DatasetError", "DatasetInfo", "build_dataset", "check_compatible", "data_root", "dataset_names",
+           "detection_collate"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset gives: its classes and the per-sample shape of its images."""
+
+    name: str
+    num_classes: int
+    shape: tuple[int, ...]
+    """Per-sample image shape, channels first, e.g. (3, 32, 32)."""
+    classes: list[str]
+    task: str = "classification"
+    """"classification" (items are (image, label)) or "detection" (items are (image, target))."""
+    mean: tuple[float, ...] = field(default=(), compare=False)
+    """Per-channel mean the images were normalised with: image * std + mean gives [0, 1] back."""
+    std: tuple[float, ...] = field(default=(), compare=False)
+
+
+class DatasetError(RuntimeError):
+    """A dataset cannot be built: unknown name or option, files missing, an empty folder..."""
+
+
+NAMES = ("shapes", "mnist", "fashionmnist", "cifar10", "cifar100", "folder")
+ALIASES = {"fashion-mnist": "fashionmnist", "fashion_mnist": "fashionmnist", "cifar-10": "cifar10",
+           "cifar-100": "cifar100", "imagefolder": "folder"}
+SPLITS = ("train", "val")
+
+
+def dataset_names() -> list[str]:
+    """The names `build_dataset` accepts ("shapes" is the built-in default)."""
+    return list(NAMES)
+
+
+def data_root() -> Path:
+    """Where datasets are looked for and downloaded to: $BLOCKGRAPH_DATA, else
+    ~/.cache/blockgraph/datasets."""
+    env = os.environ.get("BLOCKGRAPH_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "blockgraph" / "datasets"
+
+
+def build_dataset(name: str, split: str, *, size: int | tuple[int, int] | None = None,
+                  root: str | os.PathLike | None = None, seed: int = 0, download: bool = True,
+                  **options: Any) -> tuple[torch.utils.data.Dataset, DatasetInfo]:
+    """One split ("train" or "val") of a dataset, and what it gives.
+
+    size: the side of the square images (or (height, width)) the dataset should give; None keeps
+    the dataset's own (32 for shapes). root: where the files are (torchvision datasets: default
+    `data_root()`; folder: required). seed: the shapes' drawing and a folder's train/val split.
+    download: whether torchvision datasets may be downloaded when missing.
+    options, per dataset (an unknown one is an error):
+      every dataset: channels (1 or 3: convert), transform (a callable applied to each
+        normalised image tensor, e.g. an augmentation), train_size and val_size (the number
+        of images of each split; for datasets on disk a seeded random subset);
+      shapes: train_size (default 10,000), val_size (2,000), objects (1; an int or a (min, max)
+        range; more than one makes it a detection dataset), task ("classification" or
+        "detection"), cache (a directory, or True for <root or data_root()>/shapes),
+        precompute (None: keep a split in memory after first use when it fits; True: render
+        it now; False: always render on demand), progress (show a bar for long renders);
+      folder: val_fraction (0.2), mean and std (normalisation, default ImageNet's).
+    """
+    key = str(name).lower()
+    key = ALIASES.get(key, key)
+    if key not in NAMES:
+        close = difflib.get_close_matches(key, NAMES + tuple(ALIASES), n=1)
+        hint = f"; did you mean {ALIASES.get(close[0], close[0])!r}?" if close else ""
+        raise DatasetError(f"unknown dataset {name!r}{hint} (known: {', '.join(NAMES)})")
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r} of dataset {key!r}: use 'train' or 'val'")
+    hw = _size(size)
+    channels = options.pop("channels", None)
+    if channels is not None and channels not in (1, 3):
+        raise DatasetError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+    if key == "shapes":
+        return _shapes(split, hw, root, seed, channels, options)
+    limits = {k: options.pop(k) for k in ("train_size", "val_size") if k in options}
+    _check_sizes(limits)
+    if key == "folder":
+        from .vision import build_folder
+
+        _only(key, options, ("val_fraction", "mean", "std", "transform"), ("train_size", "val_size"))
+        dataset, info = build_folder(split, root, hw, channels, seed, **options)
+    else:
+        from .vision import build_torchvision
+
+        _only(key, options, ("transform",), ("train_size", "val_size"))
+        dataset, info = build_torchvision(key, split, Path(root).expanduser() if root is not None else data_root(),
+                                          hw, channels, download, **options)
+    limit = limits.get(f"{split}_size")
+    if limit is not None:
+        dataset = _subset(dataset, limit, seed, split, key)
+    return dataset, info
+
+
+def _check_sizes(options: dict) -> None:
+    for key in ("train_size", "val_size"):
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise DatasetError(f"{key} must be a positive integer, got {value!r}")
+
+
+def _subset(dataset, limit: int, seed: int, split: str, name: str) -> torch.utils.data.Dataset:
+    """`limit` images of a split, chosen at random (seeded) and kept in their order."""
+    import numpy as np
+
+    if limit > len(dataset):
+        raise DatasetError(f"{split}_size {limit} is more than the {len(dataset)} images of the {split} split of "
+                           f"{name!r}")
+    if limit == len(dataset):
+        return dataset
+    order = np.random.default_rng([int(seed) & 0xFFFFFFFF, SPLITS.index(split), 7]).permutation(len(dataset))
+    return torch.utils.data.Subset(dataset, sorted(int(i) for i in order[:limit]))
+
+
+def _size(size) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = (size, size)
+    try:
+        h, w = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise DatasetError(f"size is one side (32) or [height, width], got {size!r}") from None
+    if h < 8 or w < 8 or h > 4096 or w > 4096:
+        raise DatasetError(f"size must be between 8 and 4096 pixels, got {size!r}")
+    return h, w
+
+
+def _only(name: str, options: dict, allowed: tuple[str, ...], also: tuple[str, ...] = ()) -> None:
+    for key in options:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed + also, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            takes = ", ".join(("size", "channels") + also + allowed)
+            raise DatasetError(f"dataset {name!r} has no option {key!r}{hint} (it takes {takes})")
+
+
+def _shapes(split, hw, root, seed, channels, options) -> tuple[torch.utils.data.Dataset, DatasetInfo]:
+    from . import shapes
+
+    _only("shapes", options, ("train_size", "val_size", "objects", "task", "cache", "precompute", "progress",
+                              "transform"))
+    _check_sizes(options)
+    length = options.get(f"{split}_size") or (10_000 if split == "train" else 2_000)
+    objects = options.get("objects", 1)
+    if isinstance(objects, (list, tuple)):
+        if len(objects) != 2 or not all(isinstance(o, int) for o in objects) or not 1 <= objects[0] <= objects[1]:
+            raise DatasetError(f"objects is a count or a [min, max] range with 1 <= min <= max, got {objects!r}")
+        objects = tuple(objects) if objects[0] != objects[1] else objects[0]
+    elif isinstance(objects, bool) or not isinstance(objects, int) or objects < 1:
+        raise DatasetError(f"objects must be a positive integer or a [min, max] range, got {objects!r}")
+    several = isinstance(objects, tuple) or objects > 1
+    task = options.get("task", "detection" if several else "classification")
+    if task not in ("classification", "detection"):
+        raise DatasetError(f"task must be 'classification' or 'detection', got {task!r}")
+    if task == "classification" and several:
+        raise DatasetError(f"a classification item has one label: objects={objects!r} needs task='detection'")
+    cache = options.get("cache")
+    if cache is True:
+        cache = Path(root).expanduser() / "shapes" if root is not None else data_root() / "shapes"
+    elif cache is False:
+        cache = None
+    height, width = hw or (32, 32)
+    channels = channels or 3
+    dataset = shapes.ShapesDataset(split, length, height=height, width=width, seed=seed, objects=objects,
+                                   channels=channels, detection=task == "detection", cache=cache,
+                                   precompute=options.get("precompute"), transform=options.get("transform"),
+                                   progress=options.get("progress", True))
+    mean, std = (shapes.MEAN_GRAY, shapes.STD_GRAY) if channels == 1 else (shapes.MEAN_RGB, shapes.STD_RGB)
+    info = DatasetInfo("shapes", len(shapes.CLASSES), (channels, height, width), list(shapes.CLASSES), task,
+                       mean, std)
+    return dataset, info
+
+
+def detection_collate(batch: list) -> tuple[torch.Tensor, list[dict]]:
+    """collate_fn for detection items: images stacked [B, C, H, W], targets kept as a list."""
+    images, targets = zip(*batch)
+    return torch.stack(images), list(targets)
+
+
+def check_compatible(spec, info: DatasetInfo, input_name: str | None = None) -> None:
+    """Raise `compiler.SpecError` with located problems when `spec` (a Spec, an Analysis, a path or
+    YAML text) cannot take `info`'s images or has another number of classes."""
+    from .compat import check_compatible as _check
+
+    _check(spec, info, input_name)
