@@ -29,5 +29,14 @@ def build(spec_or_path, device=None, dtype=None, seed: int | None = None,
     return _build(spec_or_path, device=device, dtype=dtype, seed=seed, vars=vars)
 
 
+def train(spec=None, config=None, *, vars: dict[str, Any] | None = None, resume=None, quiet: bool = False,
+          **options: Any):
+    """Train a spec on a dataset and keep metrics and checkpoints in a run directory; returns a
+    `compiler.train.TrainResult` (see compiler.train and docs/training.md)."""
+    from .train import train as _train
+
+    return _train(spec, config, vars=vars, resume=resume, quiet=quiet, **options)
+
+
 __all__ = ["Analysis", "Block", "Composite", "Loc", "Problem", "ShapeError", "Spec", "SpecError", "analyze",
-           "build", "load", "load_plugins", "register", "__version__"]
+           "build", "load", "load_plugins", "register", "train", "__version__"]

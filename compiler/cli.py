@@ -72,6 +72,23 @@ def _parser() -> argparse.ArgumentParser:
     b = with_vars(sub.add_parser("build", help="compile to a PyTorch module and report it"))
     b.add_argument("file", metavar="FILE")
     b.add_argument("--code", action="store_true", help="print the generated forward()")
+    t = with_vars(sub.add_parser("train", help="train a spec on a dataset: metrics, checkpoints, resume, torchrun"))
+    t.add_argument("file", nargs="?", default=None, metavar="SPEC", help="the spec to train (not with --resume)")
+    t.add_argument("--config", metavar="FILE", help="a YAML file of train settings (over the spec's train: section)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")
+    t.add_argument("--epochs", type=int, metavar="N", help="number of epochs")
+    t.add_argument("--lr", type=float, metavar="X", help="peak learning rate")
+    t.add_argument("--batch-size", type=int, metavar="N", help="global batch size (split over processes)")
+    t.add_argument("--workers", type=int, metavar="N", help="data-loader processes per training process")
+    t.add_argument("--device", metavar="D", help="auto (default), cpu, cuda, cuda:N or mps")
+    t.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision")
+    t.add_argument("--compile", action="store_true", default=None, help="compile the model with torch.compile")
+    t.add_argument("--run-dir", metavar="DIR", help="where checkpoints and metrics go (default runs/NAME-DATE-TIME)")
+    t.add_argument("--dataset", metavar="NAME", help="dataset to train on (default shapes)")
+    t.add_argument("--seed", type=int, metavar="N", help="seed of initialisation, data order and dropout")
+    t.add_argument("--set", action="append", default=[], type=_parse_var, metavar="KEY=VALUE",
+                   help="set any train setting, e.g. --set schedule=step (repeatable)")
+    t.add_argument("-q", "--quiet", action="store_true", help="print only problems and the final line")
     return p
 
 
@@ -273,11 +290,58 @@ def _cmd_build(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    import os
+
+    from .train import TrainError, TrainingInterrupted, train
+    from .train.config import set_value
+
+    named = (("epochs", "--epochs"), ("lr", "--lr"), ("batch_size", "--batch-size"), ("workers", "--workers"),
+             ("device", "--device"), ("amp", "--amp"), ("compile", "--compile"), ("run_dir", "--run-dir"),
+             ("dataset", "--dataset"), ("seed", "--seed"))
+    main_process = os.environ.get("RANK", "0") in ("", "0")
+    if args.file is None and args.resume is None:
+        print("blockgraph train: error: give a SPEC file to train, or --resume RUN_DIR", file=sys.stderr)
+        return 2
+    options: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    for key, option in named:
+        value = getattr(args, key)
+        if value is not None:
+            options[key], names[key] = value, option
+    for key, value in args.set:
+        if not key:
+            print("blockgraph train: error: --set needs KEY=VALUE", file=sys.stderr)
+            return 2
+        set_value(options, key, value)
+        names[key.split(".")[0]] = f"--set {key.split('.')[0]}"
+    try:
+        result = train(args.file, args.config, vars=dict(args.var) or None, resume=args.resume, quiet=args.quiet,
+                       _names=names, _where="<command line>", **options)
+    except SpecError as exc:
+        if main_process:
+            _print_problems(exc.errors)
+        return 1
+    except TrainingInterrupted as exc:
+        if main_process:
+            print(f"blockgraph train: {exc}", file=sys.stderr)
+        return 130
+    except TrainError as exc:
+        if main_process:
+            print(f"blockgraph train: error: {exc}", file=sys.stderr)
+        return 1
+    if args.quiet and main_process and result.final is not None:
+        final = result.final
+        print(f"{result.run_dir}: {result.epochs} epochs; val top-1 {100 * final['val_top1']:.2f}%")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     handler = {"validate": _cmd_validate, "summary": _cmd_summary, "build": _cmd_build,
-               "render": _cmd_render, "schema": _cmd_schema, "diff": _cmd_diff, "ui": _cmd_ui}[args.command]
+               "render": _cmd_render, "schema": _cmd_schema, "diff": _cmd_diff, "ui": _cmd_ui,
+               "train": _cmd_train}[args.command]
     from .plugins import PluginError, load_entry_points, load_from_environment, load_plugins
 
     try:

@@ -87,6 +87,9 @@ class SpecDocument(BaseModel):
     plugins: list[str] = []
     """Plugin modules whose blocks this spec uses. Only checked, never imported: load them with
     `--plugin NAME`, $BLOCKGRAPH_PLUGINS or compiler.load_plugins."""
+    train: dict[str, Any] = {}
+    """How `blockgraph train` / compiler.train trains this spec (dataset, epochs, optimizer, lr,
+    ...); checked by compiler.train.TrainConfig when training, see docs/training.md."""
 
 
 @dataclass

@@ -1,0 +1,29 @@
+"""The designer's tests: ui/ is not an installed package, so put the repository root on sys.path
+(tests/ui has no __init__.py on purpose: a package named `ui` here would shadow the app's)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+APP = ROOT / "ui" / "app.py"
+
+
+@pytest.fixture
+def app(monkeypatch):
+    """A fresh AppTest of ui/app.py, run once (it opens specs/default.yaml: the test runner's own
+    arguments are hidden from the app, which reads a spec path from sys.argv)."""
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setattr(sys, "argv", [str(APP)])
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

@@ -1,0 +1,160 @@
+"""The designer in a real browser: `streamlit run ui/app.py` in a subprocess, driven by
+Playwright through Debian's Chromium (/usr/bin/chromium; never a downloaded browser).
+
+Opens the app, inserts a block from the palette, picks resnet18 from the zoo, waits for the
+graph's SVG, downloads it as a file, types an error into the editor and waits for its line
+to be reported. Saves docs/screenshots/designer-graph.png
+and designer-error.png on the way. Skipped when Chromium or Playwright is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "ui" / "app.py"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+SHOTS = ROOT / "docs" / "screenshots"
+MAX_SHOT_BYTES = 300_000
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is missing (Debian package `chromium`; ./dev installs it)", allow_module_level=True)
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:
+    pytest.skip("playwright is not installed (pip extra `test`)", allow_module_level=True)
+pytest.importorskip("streamlit")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app on a free port of 127.0.0.1; killed (its whole process group) at the end."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+               "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+               "--server.fileWatcherType", "none", "--", str(ROOT / "specs" / "default.yaml")]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer on {url} within 60 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+def screenshot(page, name: str) -> Path:
+    page.mouse.move(5, 5)  # no hover tooltips in the picture
+    page.evaluate("""() => {
+        for (const el of document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"]'))
+            el.scrollTop = 0;
+        window.scrollTo(0, 0);
+    }""")
+    page.wait_for_timeout(400)  # let the last rerun's fade-in finish
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / name
+    page.screenshot(path=str(path))
+    assert path.stat().st_size < MAX_SHOT_BYTES, f"{name} is {path.stat().st_size:,} bytes"
+    return path
+
+
+def test_designer_in_chromium(server):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto(server)
+            chart = page.locator('[data-testid="stGraphVizChart"] svg')
+            chart.first.wait_for(timeout=60_000)  # first run: imports, the default spec's graph
+            assert "stage1" in chart.first.text_content()
+
+            # the palette: a dropout after `pool`, inserted into the text, drawn in the graph
+            page.get_by_role("tab", name="Palette").click()
+            block = page.get_by_role("combobox", name="Block")
+            block.click()
+            block.fill("dropout")
+            page.get_by_role("option", name="dropout", exact=True).click()
+            after = page.get_by_role("combobox", name="Insert after")
+            after.click()
+            after.fill("pool")
+            page.get_by_role("option", name="pool (gap)").click()
+            page.get_by_role("button", name="Insert").click()
+            page.get_by_text("Inserted at line 23: - {id: dropout1, op: dropout, p: 0.3}").wait_for()
+            expect(page.locator('[data-testid="stTextArea"] textarea').first).to_have_value(
+                re.compile(r"\n  - \{id: dropout1, op: dropout, p: 0\.3\}\n"))
+            page.get_by_role("tab", name="Design").click()
+            page.locator('[data-testid="stGraphVizChart"] svg #node-dropout1').wait_for()
+
+            # open resnet18 from the zoo
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            sidebar.get_by_text("Open", exact=True).click()
+            combo = sidebar.get_by_role("combobox", name="Zoo spec")
+            combo.click()
+            combo.fill("resnet18")
+            page.get_by_role("option", name="resnet18.yaml").click()
+            sidebar.get_by_role("button", name="Open zoo spec").click()
+            page.locator('[data-testid="stGraphVizChart"] svg #node-layer1').wait_for()
+            svg_text = chart.first.text_content()
+            assert "layer1" in svg_text and "layer4" in svg_text and "fc" in svg_text
+            assert chart.first.locator("g.node").count() >= 8
+            page.get_by_text("11,689,512").first.wait_for()
+            sidebar.get_by_text("Open", exact=True).click()  # fold the menu again
+            screenshot(page, "designer-graph.png")
+
+            # the SVG download (generated on click by graphviz's dot)
+            with page.expect_download() as download:
+                page.get_by_role("button", name="Download SVG").click()
+            svg = Path(download.value.path()).read_text()
+            assert "<svg" in svg and 'id="node&#45;layer1"' in svg  # dot writes '-' as &#45;
+
+            # type an error: the problem is reported at its line, the last graph stays
+            editor = page.locator('[data-testid="stTextArea"] textarea').first
+            expect(editor).to_have_value(re.compile(r"\nname: resnet18\n"))
+            text = editor.input_value()
+            editor.fill(text.replace("reference:", "referense:"))
+            editor.press("Control+Enter")
+            page.get_by_text(re.compile(r"line 6, col 1: referense: unknown key 'referense'")).wait_for()
+            page.get_by_text(re.compile(r">6 \| referense: torchvision")).first.wait_for()
+            assert page.locator('[data-testid="stGraphVizChart"] svg #node-layer1').count() == 1
+            screenshot(page, "designer-error.png")
+        finally:
+            browser.close()

@@ -1,0 +1,584 @@
+"""The blockgraph designer: edit a spec, see its graph and numbers update as you type.
+
+    blockgraph ui [SPEC]                                   # once the CLI has the command
+    .venv/bin/python -m streamlit run ui/app.py -- [SPEC]  # the same, by hand
+
+A thin shell over the compiler API; everything but the widgets is in ui/designer.py.
+Session state the app owns:
+
+- st.session_state["yaml"]      the spec text (the editor's widget key: the source of truth)
+- st.session_state["designer"]  a ui.designer.DesignerSession: the file, the last valid view,
+                                var bookkeeping, one-shot messages, and `.train` (a TrainJob,
+                                where a background trainer plugs in)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from ui import designer as d  # noqa: E402
+from ui.templates import FILE_NAMES, TEMPLATES  # noqa: E402
+
+YAML = "yaml"
+SESSION = "designer"
+MAX_SHOWN_PROBLEMS = 12
+START = "(before the first node)"
+LARGE_GRAPH = 250
+
+
+# ------------------------------------------------------------------------------ state
+
+
+def session() -> d.DesignerSession:
+    """This browser session's DesignerSession, created on the first run from the spec named
+    on the command line (after `--`), else specs/default.yaml."""
+    s = st.session_state.get(SESSION)
+    if s is None:
+        s, text = d.DesignerSession.open_path(d.spec_from_argv(sys.argv[1:]), "file")
+        st.session_state[SESSION] = s
+        st.session_state[YAML] = text
+        st.session_state["save_path"] = s.display_name
+    elif YAML not in st.session_state:
+        st.session_state[YAML] = s.saved_text
+    return s
+
+
+def _forget_widgets(prefix: str) -> None:
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
+        del st.session_state[key]
+
+
+def _open(file: str, text: str, source: str, note: str) -> None:
+    s = session()
+    s.reopen(file, text, source)
+    st.session_state[YAML] = text
+    st.session_state["save_path"] = s.display_name
+    _forget_widgets("var:")
+    _forget_widgets("pal:")
+    s.flash("success", note)
+
+
+# ------------------------------------------------------------------------------ callbacks
+
+
+def on_open_zoo() -> None:
+    name = st.session_state["zoo_pick"]
+    path = d.SPECS / name
+    _open(str(path), path.read_text(), "zoo", f"Opened specs/{name}.")
+
+
+def on_open_template() -> None:
+    label = st.session_state["template_pick"]
+    _open(str(d.SPECS / FILE_NAMES[label]), TEMPLATES[label], "template",
+          f"New spec from the template “{label}” (not saved yet).")
+
+
+def on_upload() -> None:
+    upload = st.session_state.get("upload")
+    if upload is None:
+        return
+    try:
+        text = upload.getvalue().decode("utf-8")
+    except UnicodeDecodeError:
+        session().flash("error", f"{upload.name} is not UTF-8 text.")
+        return
+    _open(str(d.SPECS / Path(upload.name).name), text, "upload", f"Opened the upload {upload.name} (not saved yet).")
+
+
+def on_save() -> None:
+    s = session()
+    raw = st.session_state.get("save_path", "").strip()
+    if not raw:
+        s.flash("error", "Give a file name to save to.")
+        return
+    target = Path(raw).expanduser()
+    target = (target if target.is_absolute() else ROOT / target).resolve()
+    own = str(target) == s.file and s.source in ("file", "zoo")
+    if target.exists() and not own and not st.session_state.get("save_overwrite"):
+        s.flash("error", f"{raw} exists: tick “overwrite” to replace it.")
+        return
+    text = st.session_state[YAML]
+    try:
+        d.save_text(str(target), text)
+    except (OSError, ValueError) as exc:
+        s.flash("error", f"Cannot save to {raw}: {exc}")
+        return
+    s.file, s.saved_text, s.source = str(target), text, "file"
+    st.session_state["save_path"] = s.display_name
+    problems = len(d.analyse(text, None, s.file).errors)
+    s.flash("warning" if problems else "success",
+            f"Saved {s.display_name}" + (f" (with {problems} problem(s))." if problems else "."))
+
+
+def on_reset_vars() -> None:
+    _forget_widgets("var:")
+    session().var_widgets.clear()
+
+
+def on_insert() -> None:
+    try:
+        _insert()
+    except Exception as exc:  # a palette bug must not take the page down
+        session().flash("error", f"Cannot insert: {type(exc).__name__}: {exc}")
+
+
+def _insert() -> None:
+    s = session()
+    state = st.session_state
+    text = state[YAML]
+    op = state["pal:op"]
+    spec = _spec_for_palette(s, text)
+    fields = d.palette_fields(op, spec)
+    values = {f.name: state.get(f"pal:{op}:{f.name}", f.initial) for f in fields}
+    try:
+        args = d.collect_args(fields, values)
+    except ValueError as exc:
+        s.flash("error", f"Cannot insert {op}: {exc}")
+        return
+    node_id = (state.get(f"pal:{op}:id") or "").strip() or None
+    line = d.flow_line(op, args, node_id)
+    choice = state.get("pal:after")
+    ids = [e.id for e in d.node_entries(text)]
+    if choice != START and choice not in ids:
+        s.flash("error", f"Cannot insert: there is no node {choice!r} any more; choose where to insert.")
+        return
+    after = None if choice == START else ids.index(choice)
+    try:
+        new_text, line_no = d.insert_node(text, after, line)
+    except (d.InsertError, d.SpecError) as exc:
+        s.flash("error", f"Cannot insert: {exc}")
+        return
+    result = d.analyse(new_text, None, s.file)
+    if not result.ok and not state.get("pal:force"):
+        listed = "; ".join(d.problem_title(p, s.file) for p in result.errors[:3])
+        s.flash("error", f"Not inserted: `- {line}` would not validate ({listed}). "
+                         "Change the values, or tick “insert even if the result does not validate”.")
+        return
+    state[YAML] = new_text
+    state.pop(f"pal:{op}:id", None)  # propose a fresh id next time
+    s.flash("success", f"Inserted at line {line_no}: `- {line}`")
+
+
+def _spec_for_palette(s: d.DesignerSession, text: str):
+    result = d.analyse(text, None, s.file)
+    if result.spec is not None:
+        return result.spec
+    return s.last_good.result.spec if s.last_good else None
+
+
+# ------------------------------------------------------------------------------ sidebar
+
+
+def sidebar(s: d.DesignerSession) -> dict:
+    """File menu, view settings and the vars panel. Returns the settings."""
+    sb = st.sidebar
+    sb.header("blockgraph designer")
+    with sb.expander("Open", expanded=False):
+        zoo = d.zoo()
+        st.selectbox("Zoo spec", zoo, key="zoo_pick")
+        st.button("Open zoo spec", key="open_zoo", on_click=on_open_zoo, width="stretch")
+        st.selectbox("Template", list(TEMPLATES), key="template_pick")
+        st.button("New from template", key="open_template", on_click=on_open_template, width="stretch")
+        st.file_uploader("Upload a spec", type=["yaml", "yml"], key="upload", on_change=on_upload)
+        st.caption("Opening replaces the editor's text; save or download it first.")
+    with sb.expander("Save", expanded=False):
+        st.text_input("Save as (relative to the repository)", key="save_path")
+        st.checkbox("overwrite an existing file", key="save_overwrite")
+        st.button("Save", key="save", on_click=on_save, width="stretch")
+        st.download_button("Download YAML", data=st.session_state[YAML], file_name=Path(s.file).name,
+                           mime="application/x-yaml", key="download_yaml_side", on_click="ignore",
+                           width="stretch")
+    sb.subheader("View")
+    depth = sb.number_input("Depth (0: blocks collapsed)", min_value=0, max_value=64, value=0, step=1, key="depth",
+                            help="How many levels of repeats, composite and user blocks to open in the graph "
+                                 "and the summary.")
+    c1, c2 = sb.columns(2)
+    batch = c1.number_input("Batch", min_value=1, max_value=1 << 20, value=1, step=1, key="batch",
+                            help="Batch size for the activation memory.")
+    dtype = c2.selectbox("dtype", d.DTYPES, key="dtype")
+    rankdir = sb.radio("Layout", ["TB", "LR"], horizontal=True, key="rankdir",
+                       format_func=lambda r: {"TB": "top to bottom", "LR": "left to right"}[r])
+    return {"depth": int(depth), "batch": int(batch), "dtype": dtype, "rankdir": rankdir}
+
+
+def vars_panel(s: d.DesignerSession, base: d.Result) -> dict:
+    """One input per var of the spec; returns the overrides (vars whose value differs from
+    the text's). The text itself is never touched."""
+    sb = st.sidebar
+    sb.subheader("Vars")
+    if base.spec is not None:
+        s.base_vars = dict(base.spec.vars)
+    base_vars = s.base_vars
+    if not base_vars:
+        sb.caption("This spec has no vars." if base.ok else "Fix the text to change vars.")
+        return {}
+    if not base.ok:
+        sb.caption("The text has problems: these are the vars of the last valid version.")
+    current = {}
+    for name, value in base_vars.items():
+        key = f"var:{name}"
+        kind = d.var_kind(value)
+        stamp = (type(value).__name__, repr(value))
+        if s.var_widgets.get(name) != stamp or key not in st.session_state:
+            st.session_state[key] = value if kind != "text" else ("null" if value is None else str(value))
+            s.var_widgets[name] = stamp
+        if kind == "bool":
+            current[name] = sb.checkbox(name, key=key)
+        elif kind == "int":
+            current[name] = int(sb.number_input(name, step=1, key=key))
+        elif kind == "float":
+            current[name] = float(sb.number_input(name, step=0.01 if abs(value) < 1 else 0.1, format="%g", key=key))
+        else:
+            current[name] = d.parse_var(sb.text_input(name, key=key, help="Read as YAML: 16 is a number, "
+                                                                          "null is none, anything else text."))
+    changed = d.overrides(base_vars, current)
+    if changed:
+        sb.caption("Overridden: " + ", ".join(f"{k}={v!r}" for k, v in changed.items()))
+        sb.button("Reset vars to the text's values", key="reset_vars", on_click=on_reset_vars)
+    return changed
+
+
+# ------------------------------------------------------------------------------ main area
+
+
+def metrics(view: d.View, base: d.Result | None, stale: bool) -> None:
+    a = view.result.analysis
+    b = base.analysis if base is not None and base.ok and base is not view.result else None
+    cols = st.columns(4)
+
+    def delta(now: int, then: int | None, fmt) -> str | None:
+        return None if then is None or now == then else fmt(now - then)
+
+    cols[0].metric("Parameters", f"{a.params:,}", delta(a.params, b.params if b else None, lambda x: f"{x:+,}"),
+                   help=f"trainable; plus {a.buffers:,} in buffers" + (" (last valid version)" if stale else ""))
+    cols[1].metric("MACs per sample", d.human(a.macs), delta(a.macs, b.macs if b else None, lambda x: f"{x:+,}"),
+                   help=f"{a.macs:,} multiply-accumulates")
+    cols[2].metric("Weights", d.human_bytes(a.weight_bytes), help=f"parameters + buffers as {a.dtype}")
+    cols[3].metric("Activations", d.human_bytes(a.activation_bytes),
+                   help=f"sum of every node's output at batch {a.batch}, {a.dtype}")
+
+
+def problems(text: str, result: d.Result, file: str) -> None:
+    errors = result.errors
+    for p in errors[:MAX_SHOWN_PROBLEMS]:
+        st.error(d.problem_title(p, file), icon=":material/error:")
+        quoted = d.quote_lines(text, p.loc.line, p.loc.col) if d.in_text(p, file) else ""
+        if quoted:
+            st.code(quoted, language=None)
+    if len(errors) > MAX_SHOWN_PROBLEMS:
+        st.caption(f"… and {len(errors) - MAX_SHOWN_PROBLEMS} more problems.")
+    for w in result.warnings[:MAX_SHOWN_PROBLEMS]:
+        st.warning(d.problem_title(w, file), icon=":material/warning:")
+
+
+def design_tab(s: d.DesignerSession, view: d.View, shown: d.View | None, settings: dict) -> None:
+    left, right = st.columns([7, 5], gap="medium")
+    with left:
+        st.text_area("Spec (YAML)", key=YAML, height=520,
+                     help="Validated on every change (Ctrl+Enter or click outside to apply).")
+        result = view.result
+        if result.ok:
+            n = len(result.spec.nodes)
+            outs = ", ".join(f"{o} {list(result.analysis.graph.shapes[o])}" for o in result.analysis.graph.outputs)
+            st.success(f"Valid: {n} nodes; outputs {outs} (checked in {result.seconds * 1e3:.0f} ms).",
+                       icon=":material/check_circle:")
+    with right:  # problems next to the text, above the (last valid) graph
+        problems(st.session_state[YAML], result, s.file)
+        if shown is None:
+            st.info("No graph yet: fix the problems on the left.")
+            return
+        if shown is not view:
+            st.info("The text has problems: the graph and numbers are those of the last valid version.")
+        units = len(shown.rows)
+        st.graphviz_chart(shown.dot, width="content")
+        name = shown.result.spec.name
+        dot = shown.dot
+        c1, c2 = st.columns(2)
+        c1.download_button("Download SVG", data=lambda: d.svg_of(dot), file_name=f"{name}.svg",
+                           mime="image/svg+xml", key="download_svg", on_click="ignore")
+        c2.download_button("Download DOT", data=dot, file_name=f"{name}.dot", mime="text/vnd.graphviz",
+                           key="download_dot", on_click="ignore")
+        maxd = shown.result.max_depth
+        st.caption(f"{units} boxes at depth {shown.depth} (depth {maxd} opens everything). Double borders are "
+                   "blocks: raise the depth in the sidebar to open them."
+                   + (" This is a large graph: lower the depth to keep it readable." if units > LARGE_GRAPH else ""))
+
+
+def summary_tab(shown: d.View | None) -> None:
+    if shown is None:
+        st.info("No summary yet: the spec has never been valid in this session.")
+        return
+    a = shown.result.analysis
+    st.dataframe(shown.rows, hide_index=True, width="stretch", column_config={
+        "params": st.column_config.NumberColumn("params", format="localized"),
+        "MACs": st.column_config.NumberColumn("MACs", format="localized"),
+        "nodes": st.column_config.NumberColumn("nodes", help="how many nodes the row stands for"),
+        "RF": st.column_config.NumberColumn("RF", help="receptive field (pixels along one axis)"),
+        "jump": st.column_config.NumberColumn("jump", help="effective stride"),
+        "memory": st.column_config.TextColumn("memory", help=f"output at batch {a.batch}, {a.dtype}"),
+    })
+    st.markdown(
+        f"**parameters:** {a.params:,} trainable, {a.buffers:,} in buffers  \n"
+        f"**MACs:** {a.macs:,} ({d.human(a.macs)}) per sample  \n"
+        f"**weights:** {d.human_bytes(a.weight_bytes)}; **activations:** {d.human_bytes(a.activation_bytes)} "
+        f"at batch {a.batch}, {a.dtype}")
+    st.caption(f"Rows at depth {shown.depth}: repeats, composite and user blocks deeper than that are one row "
+               "with their totals (change the depth in the sidebar).")
+
+
+def palette_tab(s: d.DesignerSession) -> None:
+    text = st.session_state[YAML]
+    spec = _spec_for_palette(s, text)
+    ops = d.palette_ops(spec)
+    user = set(spec.blocks) if spec is not None else set()
+    op = st.selectbox("Block", ops, key="pal:op", index=ops.index("conv") if "conv" in ops else 0,
+                      format_func=lambda o: f"{o}  (user block)" if o in user else o)
+    st.caption(d.block_doc(op, spec))
+    entries = d.node_entries(text)
+    if not entries:
+        st.info("This text has no `nodes:` list of its own (or does not parse), so there is nowhere to insert. "
+                "A spec that `extends` another inherits its nodes: add a `nodes:` list to change them.")
+        return
+    fields = d.palette_fields(op, spec)
+    ops = {e.id: e.op for e in entries}
+    with st.form("palette_form", border=True):
+        # options are node ids with stable labels (no line numbers): the browser sends back the
+        # label, which must still name the same option after an edit moved the lines
+        st.selectbox("Insert after", [START] + [e.id for e in entries], index=len(entries), key="pal:after",
+                     format_func=lambda i: i if i == START else f"{i} ({ops.get(i, '?')})")
+        id_key = f"pal:{op}:id"
+        if id_key not in st.session_state:
+            st.session_state[id_key] = d.unique_id(text, op)
+        st.text_input("id", key=id_key, help="Leave empty for a generated id ({op}{n}).")
+        cols = st.columns(2)
+        for i, f in enumerate(fields):
+            with cols[i % 2]:
+                field_widget(op, f)
+        st.checkbox("insert even if the result does not validate", key="pal:force")
+        st.form_submit_button("Insert", on_click=on_insert, type="primary")
+    st.caption("The block goes in as one `- {op: ..., ...}` line after the chosen node; only arguments that "
+               "differ from the block's defaults are written. The node after it then reads the new node.")
+
+
+def _show(value) -> str:
+    return {None: "null", True: "true", False: "false"}.get(value, str(value)) \
+        if value is None or isinstance(value, bool) else str(value)
+
+
+def field_widget(op: str, f: d.FormField) -> None:
+    key = f"pal:{op}:{f.name}"
+    label = f.name + (" *" if f.required else "")
+    help_text = f.help or None
+    if f.kind == "int":
+        st.number_input(label, value=int(f.initial), step=1, min_value=f.min_value, key=key, help=help_text)
+    elif f.kind == "optint":
+        st.number_input(label, value=f.initial, step=1, min_value=f.min_value, key=key, help=help_text,
+                        placeholder="null")
+    elif f.kind == "float":
+        st.number_input(label, value=float(f.initial), format="%g", key=key, help=help_text,
+                        step=0.01 if abs(float(f.initial)) < 1 else 0.1)
+    elif f.kind == "bool":
+        st.checkbox(label, value=bool(f.initial), key=key, help=help_text)
+    elif f.kind == "choice":
+        st.selectbox(label, f.options, index=f.options.index(f.initial) if f.initial in f.options else 0,
+                     key=key, help=help_text, format_func=_show)
+    elif f.kind == "str":
+        st.text_input(label, value=str(f.initial or ""), key=key, help=help_text)
+    else:
+        st.text_input(label, value=f.initial, key=key, placeholder="null",
+                      help=(help_text or "") + "  (YAML: 3, [3, 5], {kind: group, groups: 8}, $var * 2)")
+
+
+def diff_tab(s: d.DesignerSession, shown: d.View | None) -> None:
+    if shown is None:
+        st.info("The spec must be valid to compare it.")
+        return
+    mode = st.radio("Compare with", ["a zoo spec", "the saved text", "pasted YAML"], horizontal=True,
+                    key="diff_mode", help="“the saved text” shows what your edits since opening or saving changed.")
+    if mode == "a zoo spec":
+        zoo = d.zoo()
+        default = zoo.index(d.diff_default(s.file, st.session_state[YAML]))
+        name = st.selectbox("Other spec", zoo, index=default, key="diff_zoo")
+        other = d.zoo_result(name)
+        other_file = str(d.SPECS / name)
+    elif mode == "the saved text":
+        other_file = s.file
+        other = d.analyse(s.saved_text, None, s.file)
+        if s.saved_text == st.session_state[YAML]:
+            st.caption("No edits since the text was opened or saved.")
+    else:
+        pasted = st.text_area("YAML to compare with", key="diff_text", height=200,
+                              placeholder="blockgraph: 1\nname: other\n...")
+        if not pasted.strip():
+            st.caption("Paste a spec to compare this one with.")
+            return
+        other_file = str(d.SPECS / "pasted.yaml")
+        other = d.analyse(pasted, None, other_file)
+    c1, c2, c3 = st.columns(3)
+    every = c1.checkbox("every node", key="diff_all", help="Compare node by node instead of blocks as units.")
+    depth = c2.number_input("Depth", min_value=0, max_value=64, value=1, step=1, key="diff_depth",
+                            disabled=every, help="Blocks deeper than this are compared as units.")
+    reverse = c3.checkbox("reverse (other → this)", key="diff_reverse")
+    if not other.ok:
+        st.error("The other spec has problems:")
+        for p in other.errors[:MAX_SHOWN_PROBLEMS]:
+            st.code(d.problem_title(p, other_file), language=None)
+        return
+    if mode == "the saved text":  # read it as saved -> now
+        reverse = not reverse
+    a, b = (other, shown.result) if reverse else (shown.result, other)
+    result = d.diff_of(a, b, None if every else int(depth))
+    count = {k: sum(c.kind == k for c in result.changes) for k in ("added", "removed", "changed")}
+    st.markdown(f"**{result.a} → {result.b}**: {count['added']} added, {count['removed']} removed, "
+                f"{count['changed']} changed")
+    if result.changes:
+        marks = {"added": "+", "removed": "−", "changed": "~"}
+        st.dataframe([{"": marks[c.kind], "id": c.id, "op": c.op, "params Δ": c.params, "MACs Δ": c.macs,
+                       "what": "; ".join(c.what)} for c in result.changes],
+                     hide_index=True, width="stretch", column_config={
+                         "params Δ": st.column_config.NumberColumn(format="localized"),
+                         "MACs Δ": st.column_config.NumberColumn(format="localized")})
+    (pa, pb), (ma, mb) = result.params, result.macs
+
+    def pct(x: int, y: int) -> str:
+        return f" ({(y - x) / x:+.2%})" if x else ""
+
+    st.markdown(f"**parameters:** {pa:,} → {pb:,} ({pb - pa:+,}){pct(pa, pb)}  \n"
+                f"**MACs:** {ma:,} → {mb:,} ({mb - ma:+,}){pct(ma, mb)}")
+    with st.expander("As text (blockgraph diff)"):
+        from compiler.diff import format_diff
+
+        st.code(format_diff(result), language=None)
+
+
+def export_tab(s: d.DesignerSession, view: d.View, overrides: dict) -> None:
+    text = st.session_state[YAML]
+    st.download_button("Download YAML", data=text, file_name=Path(s.file).name, mime="application/x-yaml",
+                       key="download_yaml", on_click="ignore")
+    result = view.result
+    if result.ok:
+        name = result.spec.name
+        file = s.file
+        st.download_button("Download PyTorch code (forward)", data=lambda: d.code_file(text, overrides, file, name),
+                           file_name=f"{name}_forward.py", mime="text/x-python", key="download_code",
+                           on_click="ignore")
+        if st.toggle("Show the generated forward()", key="show_code"):
+            try:
+                st.code(d.generated_code(text, overrides, file), language="python")
+            except d.SpecError as exc:  # problems found only when building (init policies)
+                for p in exc.errors:
+                    st.error(d.problem_title(p, file))
+        if overrides:
+            st.caption("The code is built with the var overrides of the sidebar; the YAML download is the text "
+                       "as written.")
+    else:
+        st.caption("The PyTorch code needs a valid spec.")
+    if view.dot is not None:
+        dot = view.dot
+        st.download_button("Download the graph (SVG)", data=lambda: d.svg_of(dot), file_name=f"{result.spec.name}.svg",
+                           mime="image/svg+xml", key="download_svg_export", on_click="ignore")
+    job = s.train
+    weights = job.weights_path
+    if weights is not None and Path(weights).is_file():
+        path = Path(weights)
+        st.download_button(f"Download trained weights ({path.name})", data=lambda: path.read_bytes(),
+                           file_name=path.name, mime="application/octet-stream", key="download_weights",
+                           on_click="ignore")
+    else:
+        st.caption("Trained weights: none yet (a training run in the Train tab will offer them here).")
+
+
+def train_tab(s: d.DesignerSession) -> None:
+    st.subheader("Train (placeholder)")
+    st.info("Training from the designer is not wired in yet. It will run `compiler.train` in a background "
+            "thread owned by this browser session (st.session_state['designer'].train, a ui.designer.TrainJob), "
+            "stream its progress here and offer the weights in Export. Meanwhile use the `blockgraph train` "
+            "command once it lands.", icon=":material/construction:")
+    job = s.train
+    if job.state == "idle":
+        return
+    st.write(f"Run {job.label or ''}: **{job.state}**")
+    events = job.events()
+    if events:
+        st.dataframe(events[-200:], hide_index=True, width="stretch")
+    if job.error is not None:
+        st.error(f"{type(job.error).__name__}: {job.error}")
+    if job.running:
+        st.button("Stop", key="train_stop", on_click=job.cancel)
+
+
+# ------------------------------------------------------------------------------ page
+
+
+CSS = """
+<style>
+/* the editor: monospace, no soft wrapping (YAML indentation must stay readable) */
+.stTextArea textarea { font-family: "Source Code Pro", "DejaVu Sans Mono", monospace; font-size: 13px;
+                       white-space: pre; overflow-wrap: normal; overflow-x: auto; tab-size: 2; }
+.block-container { padding-top: 3.6rem; }
+[data-testid="stGraphVizChart"] { overflow: auto; max-height: 900px; }
+[data-testid="stAppDeployButton"] { display: none; }
+</style>
+"""
+
+
+def main() -> None:
+    st.set_page_config(page_title="blockgraph designer", page_icon="🧩", layout="wide")
+    st.html(CSS)
+    # Everything that comes and goes above the tabs lives in this one container, so the tabs keep
+    # their place in the page (and the browser keeps the selected tab across reruns).
+    header = st.container()
+    for problem in d.warm_up():  # once per process: plugins, torch, import-time objects out of the GC's way
+        header.error(problem)
+    s = session()
+    settings = sidebar(s)
+    text = st.session_state[YAML]
+    base = d.analyse(text, None, s.file, settings["batch"], settings["dtype"])
+    overrides = vars_panel(s, base)
+    view = d.refresh(text, overrides, s.file, settings["depth"], settings["batch"], settings["dtype"],
+                     settings["rankdir"])
+    if view.result.ok:
+        s.last_good = view
+    shown = view if view.result.ok else s.last_good
+    if shown is not None and shown is not view:  # keep the last valid graph, at the current settings
+        last = shown.result
+        shown = d.refresh(last.text, last.vars, last.file, settings["depth"], settings["batch"], settings["dtype"],
+                          settings["rankdir"])
+        if not shown.result.ok:
+            shown = s.last_good
+
+    with header:
+        for level, message in s.take_messages():
+            getattr(st, level)(message)
+        modified = " · modified" if text != s.saved_text else ""
+        title = shown.result.spec.name if shown is not None else Path(s.file).stem
+        st.markdown(f"#### {title}  \n<small>{s.display_name}{modified}</small>", unsafe_allow_html=True)
+        if shown is not None:
+            metrics(shown, base if overrides else None, stale=shown is not view)
+        if not view.result.ok:
+            n = len(view.result.errors)
+            st.error(f"{n} problem{'s' if n != 1 else ''} in the spec (listed next to the editor)"
+                     + ("; showing the last valid version." if shown is not None else "."))
+
+    tabs = st.tabs(["Design", "Palette", "Summary", "Diff", "Export", "Train"])
+    with tabs[0]:
+        design_tab(s, view, shown, settings)
+    with tabs[1]:
+        palette_tab(s)
+    with tabs[2]:
+        summary_tab(shown)
+    with tabs[3]:
+        diff_tab(s, shown)
+    with tabs[4]:
+        export_tab(s, view, overrides)
+    with tabs[5]:
+        train_tab(s)
+
+main()
