@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Sequence
 
@@ -253,9 +254,14 @@ def _cmd_ui(args) -> int:
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host,
                "--server.port", str(args.port), "--server.headless", "false" if args.browser else "true",
                "--browser.gatherUsageStats", "false", "--", str(Path(spec).resolve())]
+    # the app runs in a fresh interpreter: hand it the --plugin modules through the environment
+    env = dict(os.environ)
+    plugins = [p for p in env.get("BLOCKGRAPH_PLUGINS", "").split(",") + list(args.plugin) if p.strip()]
+    if plugins:
+        env["BLOCKGRAPH_PLUGINS"] = ",".join(dict.fromkeys(plugins))
     print(f"blockgraph designer on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
     try:
-        return subprocess.call(command)
+        return subprocess.call(command, env=env)
     except KeyboardInterrupt:
         return 0
 
