@@ -1053,12 +1053,18 @@ def _extend(doc: Document, chain: tuple[str, ...] = ()) -> Document:
     return Document(merged, doc.file, doc.text, marks, key_marks)
 
 
-def load(source: str | os.PathLike | bytes, vars: dict[str, Any] | None = None) -> Spec:
+def load(source: str | os.PathLike | bytes, vars: dict[str, Any] | None = None, *,
+         file: str | os.PathLike | None = None) -> Spec:
     """Load a spec from a path or from YAML text; `vars` override the spec's vars.
 
-    Raises `SpecError` listing every located problem found before the graph check.
+    `file` names YAML text as if it were read from that path (an editor's buffer): problems
+    are reported against it and `extends:` resolves next to it rather than in the working
+    directory. Raises `SpecError` listing every located problem found before the graph check.
     """
-    doc = parse(Path(source)) if _is_path_like(source) else parse(source)
+    if _is_path_like(source):
+        doc = parse(Path(source), file=str(file) if file is not None else None)
+    else:
+        doc = parse(source, file=str(file) if file is not None else None)
     return _Loader(_extend(doc), vars).load()
 
 

@@ -135,3 +135,17 @@ def test_missing_file_is_a_located_error(tmp_path):
     with pytest.raises(SpecError) as info:
         compiler.load(tmp_path / "nope.yaml")
     assert "cannot read file" in str(info.value)
+
+
+def test_load_text_as_a_file_reports_against_it_and_extends_next_to_it(tmp_path):
+    """An editor's buffer: YAML text that belongs to a path (the designer's case)."""
+    (tmp_path / "base.yaml").write_text("blockgraph: 1\nname: base\ninputs: {x: [3, 8, 8]}\n"
+                                        "nodes:\n  - {id: c, op: conv, out: 4}\n")
+    text = "blockgraph: 1\nextends: base.yaml\nname: child\n"
+    spec = compiler.load(text, file=tmp_path / "child.yaml")
+    assert spec.name == "child" and spec.file == str(tmp_path / "child.yaml")
+    with pytest.raises(compiler.SpecError) as info:
+        compiler.load(text + "nodez: []\n", file=tmp_path / "child.yaml")
+    assert str(info.value).startswith(f"{tmp_path / 'child.yaml'}:4:1:")
+    with pytest.raises(compiler.SpecError, match="no such spec file 'base.yaml'"):
+        compiler.load(text)  # plain text resolves extends in the working directory
