@@ -38,9 +38,8 @@ class Concat(Block):
             if len(shape) != len(first) or rest(shape) != rest(first):
                 gives = ", ".join(f"{n} gives {fmt(s)}" for n, s in zip(names, in_shapes))
                 hint = ""
-                if len(shape) == len(first) == 3 and self.dim == 0:
-                    hint = ("; the spatial sizes must match: pool or stride the larger map "
-                            "(or upsample / crop to match)")
+                if len(shape) == len(first) == 3 and self.dim == 0 and shape[1:] != first[1:]:
+                    hint = "; the spatial sizes must match, and " + spatial_hint(names[0], first, name, shape)
                 raise ShapeError(f"concat needs every dimension but dim {self.dim} to match: {gives}{hint}")
         size = sum(s[self.dim] for s in in_shapes)
         return first[: self.dim] + (size,) + first[self.dim + 1:]
@@ -49,3 +48,31 @@ class Concat(Block):
         import torch
 
         return em.call_function(torch.cat, (list(args), self.dim + 1))
+
+
+def spatial_hint(a: str, a_shape: Shape, b: str, b_shape: Shape) -> str:
+    """How to make two feature maps of different heights and widths meet: upsample the smaller
+    (when a whole factor separates them), crop the larger, or fix a deconv's output_padding (when
+    they are a pixel or two apart)."""
+    (ha, wa), (hb, wb) = a_shape[1:], b_shape[1:]
+    if ha >= hb and wa >= wb:
+        big, small, big_hw, small_hw = a, b, (ha, wa), (hb, wb)
+    elif hb >= ha and wb >= wa:
+        big, small, big_hw, small_hw = b, a, (hb, wb), (ha, wa)
+    else:  # one is taller, the other wider: only resizing helps
+        return (f"the maps are {ha}x{wa} and {hb}x{wb}: resize one to the other's size with "
+                f"{{op: interpolate, in: [{b}, {a}]}}")
+    text = f"the maps are {big_hw[0]}x{big_hw[1]} ({big}) and {small_hw[0]}x{small_hw[1]} ({small}): "
+    factors = {big_hw[0] / small_hw[0], big_hw[1] / small_hw[1]}
+    ways = []
+    if len(factors) == 1 and (f := factors.pop()).is_integer():
+        ways.append(f"upsample {small} with {{op: upsample, in: {small}, scale: {int(f)}}} (or a deconv with stride {int(f)})")
+    else:
+        ways.append(f"resize {small} with {{op: interpolate, in: [{small}, {big}]}}")
+    ways.append(f"crop {big} to {small}'s size with {{op: crop, in: [{big}, {small}]}}")
+    gap = (big_hw[0] - small_hw[0], big_hw[1] - small_hw[1])
+    if max(gap) <= 2 and max(gap) < min(small_hw):
+        pad = str(gap[0]) if gap[0] == gap[1] else f"[{gap[0]}, {gap[1]}]"
+        ways.insert(0, f"if {small} is a deconv, output_padding: {pad} (or size: [{big_hw[0]}, {big_hw[1]}]) makes it "
+                    f"{big_hw[0]}x{big_hw[1]}")
+    return text + "; or ".join(ways)
