@@ -32,7 +32,8 @@ class DatasetInfo:
     """Per-sample image shape, channels first, e.g. (3, 32, 32)."""
     classes: list[str]
     task: str = "classification"
-    """"classification" (items are (image, label)) or "detection" (items are (image, target))."""
+    """"classification" (items are (image, label)), "detection" (items are (image, target)) or
+    "segmentation" (items are (image, mask int64 [H, W]); class 0 is the background)."""
     mean: tuple[float, ...] = field(default=(), compare=False)
     """Per-channel mean the images were normalised with: image * std + mean gives [0, 1] back."""
     std: tuple[float, ...] = field(default=(), compare=False)
@@ -74,8 +75,8 @@ def build_dataset(name: str, split: str, *, size: int | tuple[int, int] | None =
         normalised image tensor, e.g. an augmentation), train_size and val_size (the number
         of images of each split; for datasets on disk a seeded random subset);
       shapes: train_size (default 10,000), val_size (2,000), objects (1; an int or a (min, max)
-        range; more than one makes it a detection dataset), task ("classification" or
-        "detection"), cache (a directory, or True for <root or data_root()>/shapes),
+        range; more than one makes it a detection dataset), task ("classification",
+        "detection" or "segmentation": per-pixel masks, background = class 0), cache (a directory, or True for <root or data_root()>/shapes),
         precompute (None: keep a split in memory after first use when it fits; True: render
         it now; False: always render on demand), progress (show a bar for long renders);
       folder: val_fraction (0.2), mean and std (normalisation, default ImageNet's).
@@ -172,8 +173,8 @@ def _shapes(split, hw, root, seed, channels, options) -> tuple[torch.utils.data.
         raise DatasetError(f"objects must be a positive integer or a [min, max] range, got {objects!r}")
     several = isinstance(objects, tuple) or objects > 1
     task = options.get("task", "detection" if several else "classification")
-    if task not in ("classification", "detection"):
-        raise DatasetError(f"task must be 'classification' or 'detection', got {task!r}")
+    if task not in ("classification", "detection", "segmentation"):
+        raise DatasetError(f"task must be 'classification', 'detection' or 'segmentation', got {task!r}")
     if task == "classification" and several:
         raise DatasetError(f"a classification item has one label: objects={objects!r} needs task='detection'")
     cache = options.get("cache")
@@ -184,12 +185,15 @@ def _shapes(split, hw, root, seed, channels, options) -> tuple[torch.utils.data.
     height, width = hw or (32, 32)
     channels = channels or 3
     dataset = shapes.ShapesDataset(split, length, height=height, width=width, seed=seed, objects=objects,
-                                   channels=channels, detection=task == "detection", cache=cache,
+                                   channels=channels, detection=task == "detection",
+                                   segmentation=task == "segmentation", cache=cache,
                                    precompute=options.get("precompute"), transform=options.get("transform"),
                                    progress=options.get("progress", True))
     mean, std = (shapes.MEAN_GRAY, shapes.STD_GRAY) if channels == 1 else (shapes.MEAN_RGB, shapes.STD_RGB)
-    info = DatasetInfo("shapes", len(shapes.CLASSES), (channels, height, width), list(shapes.CLASSES), task,
-                       mean, std)
+    classes = list(shapes.CLASSES)
+    if task == "segmentation":  # per-pixel labels: class 0 is the background
+        classes = ["background", *classes]
+    info = DatasetInfo("shapes", len(classes), (channels, height, width), classes, task, mean, std)
     return dataset, info
 
 

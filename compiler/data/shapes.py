@@ -238,8 +238,9 @@ MATERIALIZE_LIMIT = 768 * 2**20
 
 
 class ShapesDataset(torch.utils.data.Dataset):
-    """A split of the shapes dataset. Items are (image, label) for classification and
-    (image, {"boxes", "labels", "masks"}) for detection; images are normalised float CHW.
+    """A split of the shapes dataset. Items are (image, label) for classification,
+    (image, {"boxes", "labels", "masks"}) for detection and (image, mask) for segmentation (mask:
+    int64 [H, W], 0 = background, 1 + class elsewhere); images are normalised float CHW.
 
     Images are rendered on demand. In the main process, the first item asked for renders the
     whole split into one uint8 tensor (when it fits in MATERIALIZE_LIMIT, or `precompute=True`)
@@ -249,7 +250,7 @@ class ShapesDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, split: str, length: int, *, height: int = 32, width: int = 32, seed: int = 0,
-                 objects: int | tuple = 1, channels: int = 3, detection: bool = False,
+                 objects: int | tuple = 1, channels: int = 3, detection: bool = False, segmentation: bool = False,
                  cache: str | os.PathLike | None = None, precompute: bool | None = None, transform=None,
                  progress: bool = True):
         if split not in SPLIT_IDS:
@@ -257,7 +258,8 @@ class ShapesDataset(torch.utils.data.Dataset):
         self.split, self.length, self.seed = split, int(length), int(seed)
         self.height, self.width, self.channels = int(height), int(width), int(channels)
         self.objects = objects
-        self.detection = bool(detection)
+        self.segmentation = bool(segmentation)
+        self.detection = bool(detection) or self.segmentation  # a segmentation mask is drawn from the object masks
         self.transform = transform
         self.progress = progress
         mean, std = (MEAN_GRAY, STD_GRAY) if channels == 1 else (MEAN_RGB, STD_RGB)
@@ -358,16 +360,31 @@ class ShapesDataset(torch.utils.data.Dataset):
         return image, {"boxes": torch.from_numpy(scene.boxes), "labels": torch.from_numpy(scene.labels),
                        "masks": torch.from_numpy(scene.masks.astype(np.uint8))}
 
+    def _item(self, index: int):
+        image, target = self._raw(index)
+        if self.segmentation:
+            target = semantic_mask(target["labels"], target["masks"], self.height, self.width)
+        return image, target
+
     def raw(self, index: int):
         """The item with its uint8 CHW image (not normalised), e.g. to show it."""
-        return self._raw(_check_index(index, self.length))
+        return self._item(_check_index(index, self.length))
 
     def __getitem__(self, index: int):
-        image, target = self._raw(_check_index(index, self.length))
+        image, target = self._item(_check_index(index, self.length))
         x = image.float().div_(255.0).sub_(self.mean).div_(self.std)
         if self.transform is not None:
             x = self.transform(x)
         return x, target
+
+
+def semantic_mask(labels: torch.Tensor, masks: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """int64 [H, W]: 0 where no object is, 1 + the class of the object covering a pixel elsewhere
+    (the object masks do not overlap: later objects were cut out of earlier ones)."""
+    out = torch.zeros(height, width, dtype=torch.int64)
+    for label, mask in zip(labels.tolist(), masks):
+        out[mask.bool()] = label + 1
+    return out
 
 
 def _check_index(index, length: int) -> int:

@@ -38,6 +38,7 @@ from .config import Source, TrainConfig, cli_source, config_problem, file_source
 from .device import estimate_bytes, fmt_bytes, free_memory, pick_device
 from .distributed import Dist, detect, init
 from .metrics import MetricsLog
+from .tasks import dataset_problem, make_task, task_of
 
 
 # -- outcomes --------------------------------------------------------------------------------
@@ -84,8 +85,9 @@ class TrainResult:
 
     @property
     def best(self) -> dict[str, Any] | None:
-        rows = [r for r in self.history if r.get("val_top1") is not None]
-        return max(rows, key=lambda r: r["val_top1"]) if rows else None
+        key = "val_miou" if any(r.get("val_miou") is not None for r in self.history) else "val_top1"
+        rows = [r for r in self.history if r.get(key) is not None]
+        return max(rows, key=lambda r: r[key]) if rows else None
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -231,14 +233,6 @@ def _document_text(spec) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
 
 
-def _accuracy(logits: torch.Tensor, target: torch.Tensor, k5: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    top = logits.topk(5 if k5 else 1, dim=1).indices
-    hit = top == target[:, None]
-    c1 = hit[:, 0].sum()
-    c5 = hit.any(dim=1).sum() if k5 else torch.zeros((), dtype=c1.dtype, device=c1.device)
-    return c1, c5
-
-
 def _fmt_pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
@@ -374,6 +368,7 @@ class _Run:
             from compiler.data import check_compatible
 
             check_compatible(spec, self.info)
+            self.task.check(spec, self.analysis, self.info)
             self._run_dir()
         except (SpecError, TrainError) as exc:
             error = exc
@@ -416,6 +411,9 @@ class _Run:
             options["root"] = cfg.root
         if cfg.dataset.lower() == "shapes" and "progress" not in options:
             options["progress"] = self.dist.main and not self.quiet and sys.stderr.isatty()
+        self.task_kind = task_of(spec, self.analysis)  # [classes] or [classes, H, W] per pixel
+        if self.task_kind == "segmentation" and cfg.dataset.lower() == "shapes":
+            options.setdefault("task", "segmentation")
         key = "dataset"
         try:
             self.train_set, self.info = build_dataset(cfg.dataset, "train", size=size, seed=cfg.seed, **options)
@@ -429,10 +427,10 @@ class _Run:
             raise config_problem(self.sources, key, f"dataset {cfg.dataset!r}: {text}") from None
         except (TypeError, ValueError) as exc:
             raise config_problem(self.sources, "dataset_options", f"dataset {cfg.dataset!r}: {exc}") from None
-        if self.info.task != "classification":
-            raise config_problem(self.sources, "dataset",
-                                 f"dataset {cfg.dataset!r} is a {self.info.task} dataset; training takes "
-                                 "classification datasets for now")
+        problem = dataset_problem(self.task_kind, self.info)
+        if problem is not None:
+            raise config_problem(self.sources, "dataset", problem)
+        self.task = make_task(self.task_kind, self.info.num_classes)
         if len(self.train_set) < self.cfg.batch_size:
             raise config_problem(self.sources, "batch_size",
                                  f"batch_size {cfg.batch_size} is larger than the training set "
@@ -509,7 +507,7 @@ class _Run:
             forward = torch.compile(forward)
             self.eval_model = forward if not d.enabled else torch.compile(model)
         self.forward = forward
-        self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.criterion = self.task.criterion(cfg.label_smoothing)
 
         # loaders
         pin = device.type == "cuda"
@@ -575,7 +573,6 @@ class _Run:
     def train_epoch(self, epoch: int, stop: _StopRequest) -> dict[str, float] | None:
         """One epoch of training; returns its sums, or None if stopped (after saving)."""
         cfg, d, device = self.cfg, self.dist, self.device
-        k5 = self.info.num_classes >= 5
         skip = self.step_in_epoch
         self.sampler.set_epoch(epoch, skip * self.batch)
         self.loader_gen.manual_seed(_epoch_seed(cfg.seed, epoch))
@@ -597,7 +594,7 @@ class _Run:
                 with self._autocast():
                     logits = self.forward(images)
                 loss = self.criterion(logits.float(), labels)
-                c1, c5 = _accuracy(logits.detach(), labels, k5)
+                c1, c5 = self.task.correct(logits.detach(), labels)
                 n = labels.shape[0]
                 loss_v, c1_v, c5_v = torch.stack([loss.detach().float(), c1.float(), c5.float()]).tolist()
                 step += 1
@@ -663,16 +660,17 @@ class _Run:
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         d, device = self.dist, self.device
-        k5 = self.info.num_classes >= 5
         d.sync_buffers(self.model)
         self.eval_model.eval()
         loss_sum = c1_sum = c5_sum = count = 0.0
+        self.task.evaluate_start(device)
         for images, labels in self.val_loader:
             images, labels = self._to(images), labels.to(device, non_blocking=True)
             with self._autocast():
                 logits = self.eval_model(images)
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
-            c1, c5 = _accuracy(logits, labels, k5)
+            loss = self.task.loss_sum(logits, labels)
+            c1, c5 = self.task.correct(logits, labels)
+            self.task.evaluate_update(logits, labels)
             l, a, b = torch.stack([loss.float(), c1.float(), c5.float()]).tolist()
             loss_sum += l
             c1_sum += a
@@ -680,7 +678,8 @@ class _Run:
             count += labels.shape[0]
         self.forward.train()
         loss_sum, c1_sum, c5_sum, count = d.sum([loss_sum, c1_sum, c5_sum, count], device)
-        return {"loss": loss_sum, "correct1": c1_sum, "correct5": c5_sum, "count": count}
+        extra = self.task.evaluate_finish()  # e.g. mIoU (torchmetrics syncs its state across processes)
+        return {"loss": loss_sum, "correct1": c1_sum, "correct5": c5_sum, "count": count, **extra}
 
     def _diverged(self, epoch: int, step: int, value: float) -> TrainingDiverged:
         what = ("nan" if math.isnan(value) else "inf" if value == math.inf else "-inf" if value == -math.inf
@@ -732,7 +731,7 @@ class _Run:
         if self.on_start is not None and d.main:
             self.on_start({"run_dir": self.run_dir, "epoch": self.epoch, "epochs": cfg.epochs,
                            "steps": self.steps_per_epoch, "params": params, "device": str(self.device),
-                           "dataset": self.info.name, "classes": self.info.num_classes,
+                           "dataset": self.info.name, "classes": self.info.num_classes, "task": self.task.kind,
                            "history": list(self.log.rows)})
         with _StopRequest(self.say, self.should_stop) as stop:
             try:
@@ -766,13 +765,14 @@ class _Run:
         result = TrainResult(self.run_dir, cfg, list(self.log.rows), self.epoch)
         best, final = result.best, result.final
         if final is not None:
-            self.say(f"done: {self.epoch} epochs; val top-1 {_fmt_pct(final['val_top1'])}"
-                     + (f" (best {_fmt_pct(best['val_top1'])} at epoch {best['epoch']})" if best else "")
+            metric, key = ("mIoU", "val_miou") if final.get("val_miou") is not None else ("top-1", "val_top1")
+            self.say(f"done: {self.epoch} epochs; val {metric} {_fmt_pct(final[key])}"
+                     + (f" (best {_fmt_pct(best[key])} at epoch {best['epoch']})" if best else "")
                      + f"; weights in {self.run_dir / ckpt.MODEL_FILE}")
         return result
 
     def _row(self, epoch: int, sums: dict[str, float], val: dict[str, float]) -> dict[str, Any]:
-        k5 = self.info.num_classes >= 5
+        k5 = self.task.top5
         n, vn = max(sums["count"], 1), max(val["count"], 1)
         return {
             "epoch": epoch, "step": self.global_step, "lr": self.optimizer.param_groups[0]["lr"],
@@ -782,6 +782,7 @@ class _Run:
             "val_top5": val["correct5"] / vn if k5 else None,
             "images_per_s": sums["new_images"] / max(sums["train_seconds"], 1e-9),
             "seconds": sums["seconds"] + val.get("seconds", 0.0),
+            **{f"val_{k}": val.get(k) for k in self.task.metrics},
         }
 
     def _print(self, r: dict[str, Any]) -> None:
@@ -789,7 +790,8 @@ class _Run:
         self.say(f"epoch {r['epoch']:>{width}}/{self.cfg.epochs}  "
                  f"train loss {r['train_loss']:.4f} top1 {_fmt_pct(r['train_top1'])}  "
                  f"val loss {r['val_loss']:.4f} top1 {_fmt_pct(r['val_top1'])} top5 {_fmt_pct(r['val_top5'])}  "
-                 f"{r['images_per_s']:,.0f} img/s  {r['seconds']:.1f} s")
+                 + (f"mIoU {_fmt_pct(r['val_miou'])}  " if r.get("val_miou") is not None else "")
+                 + f"{r['images_per_s']:,.0f} img/s  {r['seconds']:.1f} s")
 
     def close(self) -> None:
         if getattr(self, "cfg", None) is not None and self.cfg.deterministic:

@@ -14,8 +14,10 @@ from typing import Any
 from .checkpoint import atomic_write, atomic_write_text
 
 COLUMNS = ("epoch", "step", "lr", "train_loss", "train_top1", "train_top5", "val_loss", "val_top1", "val_top5",
-           "images_per_s", "seconds")
-"""Columns of metrics.csv; accuracies are fractions in [0, 1], top-5 is null under 5 classes."""
+           "images_per_s", "seconds", "val_miou")
+"""Columns of metrics.csv; accuracies are fractions in [0, 1], top-5 is null under 5 classes.
+Segmentation runs: top-1 is the pixel accuracy, val_miou the mean IoU over classes (null when
+classifying)."""
 
 
 class MetricsLog:
@@ -97,6 +99,8 @@ class MetricsLog:
         acc_ax.plot(epochs, series("val_top1", 100), label="val top-1", **style)
         if any(r.get("val_top5") is not None for r in self.rows):
             acc_ax.plot(epochs, series("val_top5", 100), label="val top-5", linestyle="--", **style)
+        if any(r.get("val_miou") is not None for r in self.rows):
+            acc_ax.plot(epochs, series("val_miou", 100), label="val mIoU", linestyle="--", **style)
         acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
         for ax in (loss_ax, acc_ax):
             ax.grid(True, alpha=0.3)
