@@ -782,7 +782,7 @@ class _Run:
             "val_top5": val["correct5"] / vn if k5 else None,
             "images_per_s": sums["new_images"] / max(sums["train_seconds"], 1e-9),
             "seconds": sums["seconds"] + val.get("seconds", 0.0),
-            **{f"val_{k}": val.get(k) for k in self.task.metrics},
+            "val_miou": val.get("miou"),  # segmentation only (None when classifying)
         }
 
     def _print(self, r: dict[str, Any]) -> None:

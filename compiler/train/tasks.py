@@ -41,8 +41,6 @@ class Task:
     """The classification task; `SegmentationTask` overrides what differs per pixel."""
 
     kind = CLASSIFICATION
-    metrics: tuple[str, ...] = ()
-    """Extra validation metrics, as keys of `evaluate_finish` (rows get them with a `val_` prefix)."""
 
     def __init__(self, num_classes: int):
         self.num_classes = num_classes
@@ -76,6 +74,8 @@ class Task:
         pass
 
     def evaluate_finish(self) -> dict[str, float]:
+        """Metrics of the whole validation split beyond loss and accuracy (rows get them with a
+        `val_` prefix: "miou" -> val_miou)."""
         return {}
 
 
@@ -83,7 +83,6 @@ class SegmentationTask(Task):
     """Per-pixel classification: logits [B, C, H, W], targets [B, H, W] of class indices."""
 
     kind = SEGMENTATION
-    metrics = ("miou",)
 
     def check(self, spec, analysis, info) -> None:
         from ..data.compat import _class_var
