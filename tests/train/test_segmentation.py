@@ -128,6 +128,16 @@ def test_a_dataset_without_masks_is_refused_for_segmentation():
 
 # -- training -------------------------------------------------------------------------------------
 
+def mean_iou(preds) -> float:
+    """The mean over classes (those present or predicted) of TP / (TP + FP + FN), from a
+    confusion matrix of every pixel."""
+    confusion = np.zeros((7, 7), np.int64)
+    np.add.at(confusion, (preds.masks.numpy().ravel(), preds.predictions.numpy().ravel()), 1)
+    tp = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    return float((tp[union > 0] / union[union > 0]).mean())
+
+
 @pytest.fixture(scope="module")
 def seg_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("seg") / "out"
@@ -163,13 +173,7 @@ def test_val_miou_is_the_mean_iou_of_the_saved_model(seg_run):
     assert preds.images.shape == (128, 3, 16, 16) and preds.images.dtype == torch.uint8
     assert preds.predictions.shape == preds.masks.shape == (128, 16, 16)
     assert preds.classes[0] == "background" and len(preds.classes) == 7
-    confusion = np.zeros((7, 7), np.int64)
-    np.add.at(confusion, (preds.masks.numpy().ravel(), preds.predictions.numpy().ravel()), 1)
-    tp = np.diag(confusion)
-    union = confusion.sum(0) + confusion.sum(1) - tp
-    present = union > 0
-    miou = float((tp[present] / union[present]).mean())
-    assert miou == pytest.approx(result.final["val_miou"], abs=1e-5)
+    assert mean_iou(preds) == pytest.approx(result.final["val_miou"], abs=1e-5)
     pixel_acc = float((preds.masks == preds.predictions).float().mean())
     assert pixel_acc == pytest.approx(result.final["val_top1"], abs=1e-5)
 
@@ -201,3 +205,27 @@ def test_unet_small_shapes_one_epoch_smoke(tmp_path):
     row = result.final
     assert row["epoch"] == 1 and row["step"] == 4
     assert 0 <= row["val_miou"] <= 1 and np.isfinite(row["train_loss"])
+
+
+def test_two_processes_report_the_miou_of_the_whole_validation_split(tmp_path):
+    """Under torchrun each process validates half the images; the reported mIoU must be the
+    one of all of them (torchmetrics combines the processes' counts), i.e. what the saved model
+    scores on the whole split counted here."""
+    import json
+    import subprocess
+    import sys
+
+    from train_support import env, free_port
+
+    spec = tmp_path / "seg.yaml"
+    spec.write_text(TINY_SEG)
+    run_dir = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+               str(free_port()), "-m", "compiler", "train", str(spec), "--epochs", "1", "--batch-size", "32",
+               "--set", "train_size=128", "--set", "val_size=96", "--run-dir", str(run_dir)]
+    done = subprocess.run(command, cwd=ROOT, env=env(), capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stderr
+    assert "(2 processes x 16)" in done.stdout and " mIoU " in done.stdout
+    row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    preds = validation_predictions(run_dir, n=96)
+    assert row["val_miou"] == pytest.approx(mean_iou(preds), abs=1e-5)
