@@ -495,23 +495,69 @@ def export_tab(s: d.DesignerSession, view: d.View, overrides: dict) -> None:
         st.caption("Trained weights: none yet (a training run in the Train tab will offer them here).")
 
 
-def train_tab(s: d.DesignerSession) -> None:
-    st.subheader("Train (placeholder)")
-    st.info("Training from the designer is not wired in yet. It will run `compiler.train` in a background "
-            "thread owned by this browser session (st.session_state['designer'].train, a ui.designer.TrainJob), "
-            "stream its progress here and offer the weights in Export. Meanwhile use the `blockgraph train` "
-            "command once it lands.", icon=":material/construction:")
+def train_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
+    """Train the editor's text (with the sidebar's var overrides) in this session's TrainJob."""
+    from ui import train_panel as tp
+
     job = s.train
-    if job.state == "idle":
+    runs: list = st.session_state.setdefault("train_runs", [])
+    text = st.session_state[YAML]
+    defaults = tp.form_defaults(text)
+    with st.form("train_form"):
+        c1, c2, c3, c4 = st.columns(4)
+        names = tp.datasets()
+        dataset = c1.selectbox("Dataset", names, index=names.index(defaults["dataset"])
+                               if defaults["dataset"] in names else 0, key="train_dataset")
+        epochs = c2.number_input("Epochs", 1, 10_000, int(defaults["epochs"]), key="train_epochs")
+        batch = c3.number_input("Batch size", 1, 65_536, int(defaults["batch_size"]), key="train_batch")
+        lr = c4.number_input("Learning rate", 1e-6, 10.0, float(defaults["lr"]), format="%.4g", key="train_lr")
+        c5, c6, c7, c8 = st.columns(4)
+        optimizer = c5.selectbox("Optimizer", tp.OPTIMIZERS, index=tp.OPTIMIZERS.index(defaults["optimizer"]),
+                                 key="train_optimizer")
+        devs = tp.devices()
+        device = c6.selectbox("Device", devs, index=devs.index(defaults["device"]), key="train_device")
+        train_size = c7.number_input("Train images", 1, 10_000_000, int(defaults["train_size"]), key="train_size")
+        val_size = c8.number_input("Validation images", 1, 10_000_000, int(defaults["val_size"]), key="train_val")
+        pressed = st.form_submit_button("Start", disabled=job.running, type="primary")
+    if pressed:
+        problem = tp.check_trainable(text, overrides or {}, s.file)
+        if problem:
+            st.error(problem)
+        else:
+            settings = dict(dataset=dataset, epochs=int(epochs), batch_size=int(batch), lr=float(lr),
+                            optimizer=optimizer, device=device, train_size=int(train_size), val_size=int(val_size))
+            name = (tp.yaml.safe_load(text) or {}).get("name", Path(s.file).stem)
+            tp.start(job, runs, text, overrides or {}, settings, str(name), tp.runs_root(str(id(s))))
+    current = runs[-1] if runs else None
+    if current is None:
+        st.caption("No run yet in this session.")
         return
-    st.write(f"Run {job.label or ''}: **{job.state}**")
-    events = job.events()
-    if events:
-        st.dataframe(events[-200:], hide_index=True, width="stretch")
-    if job.error is not None:
-        st.error(f"{type(job.error).__name__}: {job.error}")
-    if job.running:
-        st.button("Stop", key="train_stop", on_click=job.cancel)
+
+    @st.fragment(run_every=1.0 if job.running else None)
+    def live():
+        job.beat()
+        tp.sync(job, current)
+        st.write(f"**{current.label}** ({current.spec_name}): **{current.state}**")
+        p = current.progress
+        if p.get("epochs") and p.get("steps"):
+            done = ((p.get("epoch", 1) - 1) * p["steps"] + p.get("step", 0)) / (p["epochs"] * p["steps"])
+            st.progress(min(max(done, 0.0), 1.0),
+                        text=f"epoch {p.get('epoch', 0)}/{p['epochs']}, step {p.get('step', 0)}/{p['steps']}"
+                             + (f", loss {p['loss']:.4f}" if "loss" in p else ""))
+        if current.message:
+            st.error(current.message)
+        if current.rows:
+            st.dataframe(current.rows, hide_index=True, width="stretch", key=None)
+            st.line_chart({"train_loss": [r["train_loss"] for r in current.rows],
+                           "val_loss": [r["val_loss"] for r in current.rows]})
+            st.line_chart({"train_top1": [r["train_top1"] for r in current.rows],
+                           "val_top1": [r.get("val_top1") for r in current.rows]})
+        if job.running:
+            st.button("Stop", key="train_stop", on_click=job.cancel)
+        elif current.state == "stopped":
+            st.button("Resume", key="train_resume", on_click=lambda: tp.resume(job, current))
+
+    live()
 
 
 # ------------------------------------------------------------------------------ page
@@ -579,6 +625,6 @@ def main() -> None:
     with tabs[4]:
         export_tab(s, view, overrides)
     with tabs[5]:
-        train_tab(s)
+        train_tab(s, overrides)
 
 main()

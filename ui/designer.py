@@ -804,6 +804,17 @@ class TrainJob:
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.label: str = ""
+        self.last_seen: float = time.time()
+        self.heartbeat_timeout: float = 30.0
+        """Seconds without a beat() (the Train tab's fragment) after which should_stop() is true:
+        a closed browser tab stops its run instead of leaving a thread training forever."""
+
+    def beat(self) -> None:
+        self.last_seen = time.time()
+
+    def should_stop(self) -> bool:
+        """Polled by the trainer every step: Stop pressed, or the page stopped beating."""
+        return self._stop.is_set() or time.time() - self.last_seen > self.heartbeat_timeout
 
     @property
     def running(self) -> bool:
@@ -819,7 +830,11 @@ class TrainJob:
             return "idle"
         if self.running:
             return "stopping" if self.stop_requested else "running"
-        return "failed" if self.error is not None else "stopped" if self.stop_requested else "done"
+        if self.error is not None:
+            from compiler.train import TrainingInterrupted
+
+            return "stopped" if isinstance(self.error, TrainingInterrupted) else "failed"
+        return "stopped" if self.stop_requested else "done"
 
     def start(self, target: Callable[..., Any], *args, label: str = "", **kwargs) -> None:
         if self.running:
@@ -830,6 +845,7 @@ class TrainJob:
         self.weights_path = self.run_dir = None
         self.label = label
         self.started_at, self.finished_at = time.time(), None
+        self.last_seen = time.time()
 
         def run():
             try:

@@ -1,0 +1,98 @@
+"""The Train tab: runs in TrainJob's thread, stop/resume, heartbeat, sessions kept apart."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "train"))
+from train_support import TINY  # noqa: E402
+
+from ui import designer as d  # noqa: E402
+from ui import train_panel as tp  # noqa: E402
+
+SMALL = dict(dataset="shapes", epochs=1, batch_size=32, lr=0.1, optimizer="sgd", device="cpu",
+             train_size=256, val_size=64)
+
+
+def test_form_defaults_come_from_the_spec_train_section():
+    values = tp.form_defaults(TINY)
+    assert (values["epochs"], values["batch_size"], values["lr"], values["train_size"]) == (4, 32, 0.1, 1024)
+    assert values["dataset"] == "shapes" and values["device"] == "cpu"
+
+
+def test_untrainable_spec_is_refused_with_a_message():
+    message = tp.check_trainable(TINY.replace("op: gap", "op: nosuchop"), {}, "tiny.yaml")
+    assert message and "nosuchop" in message and "Traceback" not in message
+
+
+def test_one_epoch_run_finishes_with_metrics_and_two_sessions_do_not_mix(tmp_path):
+    a, b = d.TrainJob(), d.TrainJob()
+    runs_a, runs_b = [], []
+    run_a = tp.start(a, runs_a, TINY, {}, SMALL, "tiny", tmp_path / "a")
+    run_b = tp.start(b, runs_b, TINY, {"width": 4}, SMALL, "tiny", tmp_path / "b")
+    a.join(120), b.join(120)
+    tp.sync(a, run_a), tp.sync(b, run_b)
+    assert run_a.state == run_b.state == "done", (a.error, b.error)
+    assert [r["epoch"] for r in run_a.rows] == [1] and 0 <= run_a.rows[0]["val_top1"] <= 1
+    assert a.weights_path == run_a.weights and run_a.weights.is_file()
+    assert run_a.run_dir != run_b.run_dir and runs_a == [run_a] and runs_b == [run_b]
+    pa = [e["params"] for e in a.events() if e["kind"] == "start"]
+    pb = [e["params"] for e in b.events() if e["kind"] == "start"]
+    assert pa != pb  # width 8 vs 4: each job saw only its own run
+
+
+def test_stop_then_resume_continues(tmp_path):
+    job, runs = d.TrainJob(), []
+    settings = dict(SMALL, epochs=2)
+    run = tp.start(job, runs, TINY, {}, settings, "tiny", tmp_path)
+    while not any(e["kind"] == "step" for e in job.events()) and job.running:
+        time.sleep(0.01)
+    job.cancel()
+    job.join(120)
+    tp.sync(job, run)
+    assert run.state == "stopped"
+    steps = [e["step"] for e in job.events() if e["kind"] == "step"]
+    tp.resume(job, run)
+    job.join(120)
+    tp.sync(job, run)
+    assert run.state == "done", job.error
+    resumed = [e for e in job.events() if e["kind"] == "step"]
+    assert resumed[0]["step"] == steps[-1] + 1 and [r["epoch"] for r in run.rows] == [1, 2]
+
+
+def test_heartbeat_expiry_stops_a_run(tmp_path):
+    job, runs = d.TrainJob(), []
+    job.heartbeat_timeout = 0.5
+    run = tp.start(job, runs, TINY, {}, dict(SMALL, epochs=50), "tiny", tmp_path)
+    job.join(60)
+    tp.sync(job, run)
+    assert not job.running and run.state == "stopped"
+
+
+def test_app_trains_one_epoch_and_shows_metrics(app):
+    app.session_state["yaml"] = TINY
+    app.run()
+    app.number_input(key="train_epochs").set_value(1)
+    app.number_input(key="train_size").set_value(256)
+    app.number_input(key="train_val").set_value(64)
+    next(b for b in app.button if b.label == "Start").click()
+    app.run()
+    job = app.session_state["designer"].train
+    job.join(120)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert job.state == "done", job.error
+    texts = " ".join(m.value for m in app.markdown)
+    assert "run 1" in texts and "done" in texts
+    metrics = [df.value for df in app.dataframe if "val_top1" in df.value.columns]
+    assert len(metrics) == 1 and list(metrics[0]["epoch"]) == [1]
+    assert metrics[0]["val_top1"].iloc[0] == job.result.history[0]["val_top1"]

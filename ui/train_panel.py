@@ -1,0 +1,164 @@
+"""The designer's Train tab logic, free of Streamlit so it can be tested directly.
+
+A run is `compiler.train` in TrainJob's daemon thread; its hooks write events into the job
+(never st.*). Stop sets the job's event, which `should_stop` polls every step: the trainer
+saves a checkpoint and raises TrainingInterrupted (state "stopped"); Resume calls
+compiler.train(resume=run_dir). A heartbeat (job.last_seen, refreshed by the page's fragment)
+stops a run whose browser tab went away.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FORM_FIELDS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "device", "train_size", "val_size")
+OPTIMIZERS = ("sgd", "adamw")
+
+
+def devices() -> list[str]:
+    """cpu, plus cuda/mps only where this machine has them."""
+    import torch
+
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
+def datasets() -> list[str]:
+    from compiler.data import dataset_names
+
+    names = list(dataset_names())
+    return ["shapes"] + [n for n in names if n != "shapes"]
+
+
+def form_defaults(text: str) -> dict[str, Any]:
+    """The form's initial values: TrainConfig's defaults, then the spec's `train:` section."""
+    from compiler.train import TrainConfig
+
+    base = TrainConfig()
+    values = {name: getattr(base, name) for name in FORM_FIELDS}
+    values.update(lr=values["lr"] or 0.1, train_size=values["train_size"] or 1024,
+                  val_size=values["val_size"] or 256)
+    try:
+        section = (yaml.safe_load(text) or {}).get("train") or {}
+    except (yaml.YAMLError, AttributeError):
+        section = {}
+    if isinstance(section, dict):
+        values.update({k: v for k, v in section.items() if k in FORM_FIELDS and v is not None})
+    if values["device"] not in devices():
+        values["device"] = "cpu"
+    return values
+
+
+@dataclass
+class Run:
+    """One run of this session, as the history shows it."""
+
+    label: str
+    spec_name: str
+    settings: dict[str, Any]
+    run_dir: Path
+    rows: list[dict] = field(default_factory=list)
+    state: str = "running"
+    message: str = ""
+    progress: dict = field(default_factory=dict)
+
+    @property
+    def weights(self) -> Path:
+        return self.run_dir / "model.safetensors"
+
+    def best(self) -> dict | None:
+        rows = [r for r in self.rows if r.get("val_top1") is not None]
+        return max(rows, key=lambda r: r["val_top1"]) if rows else None
+
+
+def runs_root(session_id: str | None = None) -> Path:
+    """A per-session temporary folder for run directories (never a user-typed path)."""
+    root = Path(tempfile.gettempdir()) / "blockgraph-designer" / (session_id or "session")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def check_trainable(text: str, overrides: dict, file: str) -> str | None:
+    """None when the spec loads and builds; else a readable message (no traceback)."""
+    import compiler
+
+    try:
+        spec = compiler.load(text, vars=overrides or None)
+        compiler.analyze(spec)
+    except compiler.SpecError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - shown to the user as a message
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _worker(text: str | None, overrides: dict, settings: dict, run_dir: Path, resume: bool, *, job) -> Any:
+    import compiler
+
+    hooks = dict(on_start=lambda info: job.report(kind="start", **_plain(info)),
+                 on_step=lambda info: job.report(kind="step", **_plain(info)),
+                 on_epoch=lambda row: job.report(kind="epoch", **_plain(row)),
+                 should_stop=job.should_stop)
+    if resume:
+        result = compiler.train(resume=str(run_dir), quiet=True, **hooks)
+    else:
+        result = compiler.train(text, vars=overrides or None, quiet=True, run_dir=str(run_dir), **settings, **hooks)
+    job.weights_path = Path(result.run_dir) / "model.safetensors"
+    return result
+
+
+def _plain(info: dict) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in info.items() if k != "history"}
+
+
+def start(job, runs: list[Run], text: str, overrides: dict, settings: dict, spec_name: str, root: Path) -> Run:
+    """Start a new run in `job` and add it to `runs`."""
+    label = f"run {len(runs) + 1}"
+    run_dir = root / f"run{len(runs) + 1}"
+    run = Run(label, spec_name, dict(settings), run_dir)
+    runs.append(run)
+    job.start(_worker, text, dict(overrides), dict(settings), run_dir, False, label=label)
+    job.run_dir = run_dir
+    return run
+
+
+def resume(job, run: Run) -> None:
+    """Continue a stopped run from its checkpoint."""
+    run.state, run.message = "running", ""
+    job.start(_worker, None, {}, {}, run.run_dir, True, label=run.label)
+    job.run_dir = run.run_dir
+
+
+def sync(job, run: Run | None) -> None:
+    """Fold the job's new events into the run it belongs to (called from the page script)."""
+    if run is None:
+        return
+    rows, progress = [], {}
+    for event in job.events():
+        if event.get("kind") == "epoch":
+            rows.append({k: v for k, v in event.items() if k not in ("kind", "time")})
+        elif event.get("kind") in ("step", "start"):
+            progress.update({k: v for k, v in event.items() if k != "time"})
+    known = {r["epoch"] for r in run.rows}
+    run.rows.extend(r for r in rows if r["epoch"] not in known)
+    run.rows.sort(key=lambda r: r["epoch"])
+    run.progress.update(progress)
+    from compiler.train import TrainingInterrupted
+
+    state = job.state
+    if state == "failed" and isinstance(job.error, TrainingInterrupted):
+        state = "stopped"
+    run.state = state
+    if job.error is not None and not isinstance(job.error, TrainingInterrupted):
+        run.message = str(job.error)
+    if run.weights.is_file():
+        job.weights_path = run.weights
