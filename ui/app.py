@@ -558,6 +558,68 @@ def train_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
             st.button("Resume", key="train_resume", on_click=lambda: tp.resume(job, current))
 
     live()
+    train_history(runs)
+    if not job.running and current.weights.is_file():
+        train_evaluation(current)
+
+
+def train_history(runs: list) -> None:
+    """Curves of several runs overlaid: train (dashed) vs val, best epoch marked, log scale."""
+    import altair as alt
+
+    from ui import train_panel as tp
+
+    st.markdown("##### Run history")
+    st.dataframe([{"run": r.label, "spec": r.spec_name, "state": r.state, "epochs": len(r.rows),
+                   "best val top1": (r.best() or {}).get("val_top1"), "run dir": str(r.run_dir), **r.settings}
+                  for r in runs], hide_index=True, width="stretch", key="train_runs_table")
+    labels = [r.label for r in runs]
+    chosen = st.multiselect("Runs to compare", labels, default=labels[-3:], key="train_compare")
+    log = st.toggle("Log-scale loss", key="train_log")
+    rows = tp.history_rows(runs, chosen)
+    if not rows:
+        return
+    cols = st.columns(2)
+    for col, metric in zip(cols, ("loss", "top1")):
+        data = [r for r in rows if r["metric"] == metric]
+        scale = alt.Scale(type="log") if log and metric == "loss" else alt.Scale(zero=False)
+        lines = alt.Chart(alt.Data(values=data)).mark_line(point=True).encode(
+            x="epoch:Q", y=alt.Y("value:Q", title=metric, scale=scale), color="run:N",
+            strokeDash=alt.StrokeDash("split:N", sort=["val", "train"]))
+        chart = lines
+        if metric == "top1":
+            best = tp.best_points(runs, chosen)
+            if best:
+                chart = lines + alt.Chart(alt.Data(values=best)).mark_point(shape="diamond", size=160, filled=True).encode(
+                    x="epoch:Q", y="value:Q", color="run:N", tooltip=["run:N", "epoch:Q", "value:Q"])
+        col.altair_chart(chart, width="stretch")
+
+
+def train_evaluation(run) -> None:
+    """Confusion matrix and sample predictions of a finished or stopped run (256 val images)."""
+    import altair as alt
+
+    from ui import train_panel as tp
+
+    if not st.toggle("Confusion matrix and sample predictions", key="train_eval"):
+        return
+    try:
+        result = tp.evaluate(run)
+    except Exception as exc:  # noqa: BLE001 - e.g. a detection/segmentation run: shown, not raised
+        st.warning(f"Evaluation not available for this run: {exc}")
+        return
+    names = result["classes"]
+    cells = [{"true": names[i], "predicted": names[j], "count": c}
+             for i, row in enumerate(result["matrix"]) for j, c in enumerate(row)]
+    st.caption(f"{run.label}: accuracy {100 * result['accuracy']:.1f}% on {sum(c['count'] for c in cells)} "
+               "validation images")
+    base = alt.Chart(alt.Data(values=cells)).encode(x=alt.X("predicted:N", sort=names), y=alt.Y("true:N", sort=names))
+    st.altair_chart(base.mark_rect().encode(color="count:Q") + base.mark_text().encode(text="count:Q"))
+    samples = result["samples"]
+    cols = st.columns(8)
+    for i, sample in enumerate(samples):
+        ok = "✓" if sample["true"] == sample["pred"] else "✗"
+        cols[i % 8].image(sample["image"], caption=f"{ok} {sample['pred']} (true {sample['true']})", width="stretch")
 
 
 # ------------------------------------------------------------------------------ page

@@ -70,6 +70,8 @@ class Run:
     state: str = "running"
     message: str = ""
     progress: dict = field(default_factory=dict)
+    text: str = ""
+    overrides: dict = field(default_factory=dict)
 
     @property
     def weights(self) -> Path:
@@ -124,7 +126,7 @@ def start(job, runs: list[Run], text: str, overrides: dict, settings: dict, spec
     """Start a new run in `job` and add it to `runs`."""
     label = f"run {len(runs) + 1}"
     run_dir = root / f"run{len(runs) + 1}"
-    run = Run(label, spec_name, dict(settings), run_dir)
+    run = Run(label, spec_name, dict(settings), run_dir, text=text, overrides=dict(overrides))
     runs.append(run)
     job.start(_worker, text, dict(overrides), dict(settings), run_dir, False, label=label)
     job.run_dir = run_dir
@@ -162,3 +164,69 @@ def sync(job, run: Run | None) -> None:
         run.message = str(job.error)
     if run.weights.is_file():
         job.weights_path = run.weights
+
+
+def history_rows(runs: list[Run], labels: list[str]) -> list[dict]:
+    """Long-form rows (run, epoch, metric, split, value) of the chosen runs, for an overlaid chart."""
+    out = []
+    for run in runs:
+        if run.label not in labels:
+            continue
+        for row in run.rows:
+            for metric in ("loss", "top1"):
+                for split in ("train", "val"):
+                    value = row.get(f"{split}_{metric}")
+                    if value is not None:
+                        out.append({"run": run.label, "epoch": row["epoch"], "metric": metric, "split": split,
+                                    "value": value})
+    return out
+
+
+def best_points(runs: list[Run], labels: list[str]) -> list[dict]:
+    """Each chosen run's best epoch (highest val_top1)."""
+    out = []
+    for run in runs:
+        best = run.best() if run.label in labels else None
+        if best is not None:
+            out.append({"run": run.label, "epoch": best["epoch"], "value": best["val_top1"], "metric": "top1"})
+    return out
+
+
+def evaluate(run: Run, limit: int = 256) -> dict:
+    """The run's model.safetensors on (at most `limit` of) its validation set: the confusion
+    matrix (rows: true class, columns: predicted) and a few samples (image, true, predicted)."""
+    import torch
+    from safetensors.torch import load_file
+
+    import compiler
+    from compiler.data import build_dataset
+
+    spec = compiler.load(run.text, vars=run.overrides or None)
+    model = compiler.build(spec, device="cpu")
+    model.load_state_dict(load_file(str(run.weights), device="cpu"))
+    model.eval()
+    _, h, w = next(iter(spec.inputs.values()))
+    val_size = min(int(run.settings.get("val_size") or limit), limit)
+    dataset, info = build_dataset(run.settings.get("dataset", "shapes"), "val", size=(h, w), val_size=val_size,
+                                  **({"train_size": 1} if run.settings.get("dataset", "shapes") == "shapes" else {}))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=64)
+    classes = list(getattr(info, "classes", None) or [])
+    trues, preds, images = [], [], []
+    with torch.no_grad():
+        for x, y in loader:
+            trues.append(y)
+            preds.append(model(x).argmax(1))
+            if len(images) < 16:
+                images.extend(x[: 16 - len(images)])
+    true, pred = torch.cat(trues), torch.cat(preds)
+    n = max(len(classes), int(true.max()) + 1, int(pred.max()) + 1)
+    matrix = torch.zeros(n, n, dtype=torch.long)
+    matrix.index_put_((true, pred), torch.ones_like(true), accumulate=True)
+    names = classes + [str(i) for i in range(len(classes), n)]
+    samples = []
+    for i, img in enumerate(images):
+        pic = img - img.min()
+        pic = (pic / pic.max().clamp(min=1e-6)).permute(1, 2, 0).numpy()
+        samples.append({"image": pic, "true": names[int(true[i])], "pred": names[int(pred[i])]})
+    return {"classes": names, "matrix": matrix.tolist(), "accuracy": float((true == pred).float().mean()),
+            "samples": samples}

@@ -229,8 +229,10 @@ def test_save_writes_the_text(app, tmp_path):
     assert any("overwrite" in e for e in errors(app))
 
 
-def test_train_tab_is_a_placeholder(app):
-    assert any("not wired in yet" in i.value for i in app.info)
+def test_train_tab_offers_the_form_and_no_run_yet(app):
+    # the training itself: tests/ui/test_train_panel.py
+    assert any(b.label == "Start" for b in app.button)
+    assert any("No run yet" in c.value for c in app.caption)
 
 
 def test_update_after_an_edit_is_fast(app):

@@ -96,3 +96,42 @@ def test_app_trains_one_epoch_and_shows_metrics(app):
     metrics = [df.value for df in app.dataframe if "val_top1" in df.value.columns]
     assert len(metrics) == 1 and list(metrics[0]["epoch"]) == [1]
     assert metrics[0]["val_top1"].iloc[0] == job.result.history[0]["val_top1"]
+
+
+def test_evaluate_confusion_matrix_agrees_with_the_run_and_history_overlays(tmp_path):
+    job, runs = d.TrainJob(), []
+    run = tp.start(job, runs, TINY, {}, SMALL, "tiny", tmp_path)
+    job.join(120)
+    tp.sync(job, run)
+    result = tp.evaluate(run, limit=64)
+    matrix = result["matrix"]
+    assert sum(map(sum, matrix)) == 64 and len(matrix) == 6
+    diagonal = sum(matrix[i][i] for i in range(len(matrix))) / 64
+    assert diagonal == pytest.approx(result["accuracy"]) == pytest.approx(run.rows[-1]["val_top1"], abs=1e-6)
+    assert len(result["samples"]) == 16
+    rows = tp.history_rows(runs, [run.label])
+    assert {(r["metric"], r["split"]) for r in rows} == {(m, s) for m in ("loss", "top1") for s in ("train", "val")}
+    assert tp.best_points(runs, [run.label])[0]["epoch"] == 1
+
+
+def test_app_shows_history_and_evaluation_after_a_run(app):
+    app.session_state["yaml"] = TINY
+    app.run()
+    for key, value in (("train_epochs", 1), ("train_size", 256), ("train_val", 64)):
+        app.number_input(key=key).set_value(value)
+    next(b for b in app.button if b.label == "Start").click()
+    app.run()
+    app.session_state["designer"].train.join(120)
+    app.run()
+    app.toggle(key="train_eval").set_value(True)
+    app.toggle(key="train_log").set_value(True)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert any("accuracy" in c.value and "64 validation images" in c.value for c in app.caption)
+    def walk(node):
+        yield node
+        for child in getattr(node, "children", {}).values():
+            yield from walk(child)
+
+    captions = [img.caption for n in walk(app._tree) if type(n).__name__ == "Image" for img in n.proto.imgs]
+    assert len(captions) == 16 and all("(true " in c for c in captions)
