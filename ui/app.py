@@ -533,10 +533,14 @@ def train_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
         st.caption("No run yet in this session.")
         return
 
-    @st.fragment(run_every=1.0 if job.running else None)
+    polling = job.running
+
+    @st.fragment(run_every=1.0 if polling else None)
     def live():
-        job.beat()
+        job.beat()  # the heartbeat: a closed tab stops beating, and its run stops (TrainJob.should_stop)
         tp.sync(job, current)
+        if polling and not job.running:
+            st.rerun()  # the run ended: redraw the whole tab (history, Resume, Export's weights), stop polling
         st.write(f"**{current.label}** ({current.spec_name}): **{current.state}**")
         p = current.progress
         if p.get("epochs") and p.get("steps"):
