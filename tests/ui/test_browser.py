@@ -3,8 +3,11 @@ Playwright through Debian's Chromium (/usr/bin/chromium; never a downloaded brow
 
 Opens the app, inserts a block from the palette, picks resnet18 from the zoo, waits for the
 graph's SVG, downloads it as a file, types an error into the editor and waits for its line
-to be reported. Saves docs/screenshots/designer-graph.png
-and designer-error.png on the way. Skipped when Chromium or Playwright is missing.
+to be reported; then pastes a tiny spec, starts training in the Train tab, watches the
+progress change and stops the run. Screenshots (designer-graph.png, designer-error.png,
+designer-train.png) go to a temporary folder, or to docs/screenshots/ when
+BLOCKGRAPH_SCREENSHOTS=1 (to refresh the pictures the docs show). Skipped when Chromium or
+Playwright is missing.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ APP = ROOT / "ui" / "app.py"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
-SHOTS = ROOT / "docs" / "screenshots"
+DOC_SHOTS = ROOT / "docs" / "screenshots"
+sys.path.insert(0, str(ROOT / "tests" / "train"))
+from train_support import TINY  # noqa: E402
 MAX_SHOT_BYTES = 300_000
 
 if not os.path.exists(CHROMIUM):
@@ -54,7 +59,10 @@ def server(tmp_path_factory):
                "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none", "--", str(ROOT / "specs" / "default.yaml")]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        # a slowed-down trainer, so the progress is seen changing before the run ends
+        env = dict(os.environ, BLOCKGRAPH_TRAIN_STEP_DELAY="0.1", OMP_NUM_THREADS="1")
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -81,7 +89,15 @@ def server(tmp_path_factory):
                 proc.wait(10)
 
 
-def screenshot(page, name: str) -> Path:
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where screenshots go: docs/screenshots/ only when BLOCKGRAPH_SCREENSHOTS=1."""
+    if os.environ.get("BLOCKGRAPH_SCREENSHOTS") == "1":
+        return DOC_SHOTS
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def screenshot(page, shots: Path, name: str) -> Path:
     page.mouse.move(5, 5)  # no hover tooltips in the picture
     page.evaluate("""() => {
         for (const el of document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"]'))
@@ -89,14 +105,14 @@ def screenshot(page, name: str) -> Path:
         window.scrollTo(0, 0);
     }""")
     page.wait_for_timeout(400)  # let the last rerun's fade-in finish
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / name
+    shots.mkdir(parents=True, exist_ok=True)
+    path = shots / name
     page.screenshot(path=str(path))
     assert path.stat().st_size < MAX_SHOT_BYTES, f"{name} is {path.stat().st_size:,} bytes"
     return path
 
 
-def test_designer_in_chromium(server):
+def test_designer_in_chromium(server, shots):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -138,7 +154,7 @@ def test_designer_in_chromium(server):
             assert chart.first.locator("g.node").count() >= 8
             page.get_by_text("11,689,512").first.wait_for()
             sidebar.get_by_text("Open", exact=True).click()  # fold the menu again
-            screenshot(page, "designer-graph.png")
+            screenshot(page, shots, "designer-graph.png")
 
             # the SVG download (generated on click by graphviz's dot)
             with page.expect_download() as download:
@@ -155,6 +171,32 @@ def test_designer_in_chromium(server):
             page.get_by_text(re.compile(r"line 6, col 1: referense: unknown key 'referense'")).wait_for()
             page.get_by_text(re.compile(r">6 \| referense: torchvision")).first.wait_for()
             assert page.locator('[data-testid="stGraphVizChart"] svg #node-layer1').count() == 1
-            screenshot(page, "designer-error.png")
+            screenshot(page, shots, "designer-error.png")
+
+            # train a tiny spec: the progress moves, Stop ends the run as "stopped"
+            editor.fill(TINY)
+            editor.press("Control+Enter")
+            page.get_by_role("tab", name="Train").click()
+            for label, value in (("Epochs", "50"), ("Batch size", "32"), ("Train images", "512"),
+                                 ("Validation images", "64")):
+                box = page.get_by_role("spinbutton", name=label)
+                box.fill(value)
+                box.press("Tab")
+            page.get_by_role("button", name="Start").click()
+            progress = page.get_by_text(re.compile(r"epoch \d+/50, step \d+/16"))
+            try:
+                progress.first.wait_for(timeout=60_000)
+            except Exception:
+                page.screenshot(path="/tmp/train_debug.png", full_page=True)
+                raise
+            first = progress.first.text_content()
+            deadline = time.monotonic() + 30
+            while progress.first.text_content() == first:
+                assert time.monotonic() < deadline, f"the progress stayed at {first!r}"
+                page.wait_for_timeout(250)
+            page.get_by_role("button", name="Stop").click()
+            page.get_by_text(re.compile(r"run 1.*stopped")).first.wait_for(timeout=30_000)
+            page.get_by_role("button", name="Resume").wait_for()
+            screenshot(page, shots, "designer-train.png")
         finally:
             browser.close()
