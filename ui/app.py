@@ -503,6 +503,11 @@ def train_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
     runs: list = st.session_state.setdefault("train_runs", [])
     text = st.session_state[YAML]
     defaults = tp.form_defaults(text)
+    if st.session_state.get("train_defaults") != defaults:  # another spec, another train: section
+        for key in ("train_dataset", "train_epochs", "train_batch", "train_lr", "train_optimizer", "train_device",
+                    "train_size", "train_val"):
+            st.session_state.pop(key, None)
+        st.session_state["train_defaults"] = defaults
     with st.form("train_form"):
         c1, c2, c3, c4 = st.columns(4)
         names = tp.datasets()

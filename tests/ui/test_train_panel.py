@@ -135,3 +135,12 @@ def test_app_shows_history_and_evaluation_after_a_run(app):
 
     captions = [img.caption for n in walk(app._tree) if type(n).__name__ == "Image" for img in n.proto.imgs]
     assert len(captions) == 16 and all("(true " in c for c in captions)
+
+
+def test_form_follows_the_spec_train_section(app):
+    app.session_state["yaml"] = TINY
+    app.run()
+    assert app.number_input(key="train_batch").value == 32 and app.number_input(key="train_size").value == 1024
+    app.session_state["yaml"] = TINY.replace("batch_size: 32", "batch_size: 16")
+    app.run()
+    assert app.number_input(key="train_batch").value == 16
