@@ -253,7 +253,10 @@ def _cmd_ui(args) -> int:
         return 2
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host,
                "--server.port", str(args.port), "--server.headless", "false" if args.browser else "true",
-               "--browser.gatherUsageStats", "false", "--", str(Path(spec).resolve())]
+               "--browser.gatherUsageStats", "false",
+               # uploads are small spec texts: cap them (MB) and keep Streamlit's XSRF check on
+               "--server.maxUploadSize", "5", "--server.enableXsrfProtection", "true",
+               "--", str(Path(spec).resolve())]
     # the app runs in a fresh interpreter: hand it the --plugin modules through the environment
     env = dict(os.environ)
     plugins = [p for p in env.get("BLOCKGRAPH_PLUGINS", "").split(",") + list(args.plugin) if p.strip()]
