@@ -4,6 +4,7 @@ upload cap, unless the user asks for another address (see SECURITY.md)."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from compiler.cli import main
 
@@ -38,3 +39,15 @@ def test_ui_host_is_only_changed_on_request(monkeypatch):
     command = _command(monkeypatch, ["ui", "--host", "0.0.0.0"])
     assert _option(command, "--server.address") == "0.0.0.0"
     assert _option(command, "--server.enableXsrfProtection") == "true"
+
+
+def test_save_refuses_paths_outside_the_workspace(tmp_path):
+    from ui.designer import outside_workspace
+
+    root = tmp_path / "repo"
+    (root / "specs").mkdir(parents=True)
+    assert not outside_workspace(root / "specs" / "mine.yaml", [root])
+    assert outside_workspace(root / ".." / "elsewhere.yaml", [root])
+    assert outside_workspace(root / "specs" / ".." / ".." / "x.yaml", [root])
+    assert outside_workspace(Path("/etc/passwd.yaml"), [root])
+    assert not outside_workspace(tmp_path / "x.yaml", [root, tmp_path])

@@ -100,6 +100,10 @@ def on_save() -> None:
         return
     target = Path(raw).expanduser()
     target = (target if target.is_absolute() else ROOT / target).resolve()
+    if d.outside_workspace(target, d.save_roots(ROOT)):
+        s.flash("error", f"{raw} is outside the repository, the working folder and the temporary folder: "
+                         "save inside one of them.")
+        return
     own = str(target) == s.file and s.source in ("file", "zoo")
     if target.exists() and not own and not st.session_state.get("save_overwrite"):
         s.flash("error", f"{raw} exists: tick “overwrite” to replace it.")

@@ -928,6 +928,21 @@ class DesignerSession:
             return str(path)
 
 
+def outside_workspace(target: Path, roots) -> bool:
+    """True when the resolved `target` lies in none of `roots` (the repository, the working
+    folder): the designer's Save must not write wherever a typed path (``../..``) points."""
+    target = Path(target).resolve()
+    return not any(target.is_relative_to(Path(root).resolve()) for root in roots)
+
+
+def save_roots(repository: Path) -> tuple[Path, ...]:
+    """Where Save may write: the repository, the working folder and the system's temporary
+    folder (scratch space the user owns anyway); never a typed path that climbs out of them."""
+    import tempfile
+
+    return (Path(repository), Path.cwd(), Path(tempfile.gettempdir()))
+
+
 def save_text(path: str, text: str) -> Path:
     """Write the text atomically (a temporary file next to it, then a rename)."""
     target = Path(path).expanduser()
