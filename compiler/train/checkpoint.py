@@ -162,9 +162,12 @@ def load_weights(run_dir: str | Path, device: str | torch.device = "cpu") -> tup
     path = Path(run_dir) / MODEL_FILE
     if not path.is_file():
         raise CheckpointError(f"{run_dir} holds no weights ({MODEL_FILE} is missing)")
-    with safe_open(str(path), framework="pt") as fh:
-        meta = dict(fh.metadata() or {})
-    return load_file(str(path), device=str(device)), meta
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+        return load_file(str(path), device=str(device)), meta
+    except Exception as exc:  # a truncated, tampered or foreign file
+        raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
 
 
 def load_checkpoint(run_dir: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
