@@ -38,5 +38,22 @@ def train(spec=None, config=None, *, vars: dict[str, Any] | None = None, resume=
     return _train(spec, config, vars=vars, resume=resume, quiet=quiet, **options)
 
 
+def import_weights(module, source, *, strict: bool = True, **options: Any):
+    """Copy another model's weights (a module, state_dict, file or `torchvision:NAME` /
+    `timm:NAME`) into a compiled spec, paired by structure; returns an ImportReport
+    (see compiler.weights and docs/weights.md)."""
+    from .weights import import_weights as _import_weights
+
+    return _import_weights(module, source, strict=strict, **options)
+
+
+def export(spec_or_module, format: str, out, *, weights=None, batch: int = 2, **options: Any):
+    """Write a compiled spec as ONNX, TorchScript, a torch.export program or a standalone
+    Python file, with a dynamic batch size (see compiler.export and docs/export.md)."""
+    from .export import export as _export
+
+    return _export(spec_or_module, format, out, weights=weights, batch=batch, **options)
+
+
 __all__ = ["Analysis", "Block", "Composite", "Loc", "Problem", "ShapeError", "Spec", "SpecError", "analyze",
-           "build", "load", "load_plugins", "register", "train", "__version__"]
+           "build", "export", "import_weights", "load", "load_plugins", "register", "train", "__version__"]

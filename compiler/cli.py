@@ -90,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], type=_parse_var, metavar="KEY=VALUE",
                    help="set any train setting, e.g. --set schedule=step (repeatable)")
     t.add_argument("-q", "--quiet", action="store_true", help="print only problems and the final line")
+    w = with_vars(sub.add_parser("import-weights", help="map another model's weights onto the spec (by structure)"))
+    w.add_argument("file", metavar="SPEC")
+    w.add_argument("--from", dest="source", required=True, metavar="SOURCE",
+                   help="torchvision:NAME[:WEIGHTS], timm:NAME, reference (the spec's own), or a .safetensors/.pt file")
+    w.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the weights (.safetensors)")
+    w.add_argument("--no-strict", action="store_true", help="import what pairs up even if tensors are left unmatched")
     return p
 
 
@@ -345,12 +351,40 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_import_weights(args) -> int:
+    from .fx import build
+    from .spec import load
+    from .weights import WeightImportError, import_weights, save_state_dict
+
+    if not args.output.endswith(".safetensors"):
+        print("blockgraph import-weights: error: -o must end in .safetensors", file=sys.stderr)
+        return 2
+    spec = load(args.file, vars=dict(args.var))
+    source = args.source
+    if source == "reference":
+        if not spec.reference:
+            print(f"blockgraph import-weights: error: {args.file} names no reference:", file=sys.stderr)
+            return 2
+        source = spec.reference
+    module = build(spec)
+    try:
+        report = import_weights(module, source, strict=not args.no_strict,
+                                inputs=[(2, *shape) for shape in spec.inputs.values()])
+    except WeightImportError as exc:
+        print(f"blockgraph import-weights: error: {exc}", file=sys.stderr)
+        return 1
+    save_state_dict(module, args.output, {"spec": spec.name, "source": str(args.source)})
+    print(report)
+    print(f"{args.file}: wrote {args.output}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     handler = {"validate": _cmd_validate, "summary": _cmd_summary, "build": _cmd_build,
                "render": _cmd_render, "schema": _cmd_schema, "diff": _cmd_diff, "ui": _cmd_ui,
-               "train": _cmd_train}[args.command]
+               "train": _cmd_train, "import-weights": _cmd_import_weights}[args.command]
     from .plugins import PluginError, load_entry_points, load_from_environment, load_plugins
 
     try:
