@@ -96,6 +96,17 @@ def _parser() -> argparse.ArgumentParser:
                    help="torchvision:NAME[:WEIGHTS], timm:NAME, reference (the spec's own), or a .safetensors/.pt file")
     w.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the weights (.safetensors)")
     w.add_argument("--no-strict", action="store_true", help="import what pairs up even if tensors are left unmatched")
+    e = with_vars(sub.add_parser("export", help="write ONNX, TorchScript, a torch.export program or a standalone .py"))
+    e.add_argument("file", metavar="SPEC")
+    e.add_argument("--format", "-f", required=True, choices=["onnx", "torchscript", "exported", "python"],
+                   help="onnx, torchscript, exported (torch.export .pt2) or python (a file needing only torch)")
+    e.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write")
+    e.add_argument("--weights", metavar="W", help="weights to load first (blockgraph .safetensors, a state_dict file, "
+                   "torchvision:NAME ...)")
+    e.add_argument("--batch", type=int, default=2, help="example batch size for tracing (default 2; the batch stays dynamic)")
+    e.add_argument("--onnx-exporter", choices=["dynamo", "legacy"], default="dynamo",
+                   help="ONNX exporter: dynamo (torch.export-based, default) or legacy (TorchScript-based, faster)")
+    e.add_argument("--no-check", action="store_true", help="do not reload the file and compare its outputs")
     return p
 
 
@@ -379,12 +390,33 @@ def _cmd_import_weights(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from .export import ExportError, export
+    from .spec import load
+    from .weights import WeightImportError
+
+    if args.batch < 1:
+        print("blockgraph export: error: --batch must be at least 1", file=sys.stderr)
+        return 2
+    spec = load(args.file, vars=dict(args.var))
+    try:
+        out = export(spec, args.format, args.output, weights=args.weights, batch=args.batch,
+                     exporter=args.onnx_exporter, verify=not args.no_check)
+    except (ExportError, WeightImportError) as exc:
+        print(f"blockgraph export: error: {exc}", file=sys.stderr)
+        return 1
+    checked = "" if args.no_check else " (outputs checked at batch 1 and 3)"
+    print(f"{args.file}: wrote {out} ({args.format}, dynamic batch){checked}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     handler = {"validate": _cmd_validate, "summary": _cmd_summary, "build": _cmd_build,
                "render": _cmd_render, "schema": _cmd_schema, "diff": _cmd_diff, "ui": _cmd_ui,
-               "train": _cmd_train, "import-weights": _cmd_import_weights}[args.command]
+               "train": _cmd_train, "import-weights": _cmd_import_weights,
+               "export": _cmd_export}[args.command]
     from .plugins import PluginError, load_entry_points, load_from_environment, load_plugins
 
     try:
