@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -272,9 +273,13 @@ class _Run:
 
         if self.resume_dir is not None:
             try:
-                self.state = ckpt.load_checkpoint(self.resume_dir)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ckpt.CheckpointFallback)
+                    self.state = ckpt.load_checkpoint(self.resume_dir)
             except ckpt.CheckpointError as exc:
                 raise TrainError(str(exc)) from None
+            if self.state.get("fallback"):
+                self.note(self.state["fallback"])
             saved = self.state["spec"]
             from ..source import parse
             from ..spec import _Loader
