@@ -899,6 +899,8 @@ class DesignerSession:
     """(level, text) shown once at the next run: success, info, warning, error."""
     train: TrainJob = field(default_factory=TrainJob)
     """The training slot (see TrainJob)."""
+    sweep: TrainJob = field(default_factory=TrainJob)
+    """The Sweep tab's slot: one thread training the values of a sweep in turn (ui/sweep.py)."""
 
     @classmethod
     def open_path(cls, path: Path, source: str = "file") -> tuple["DesignerSession", str]:

@@ -1,0 +1,160 @@
+"""The Sweep tab: ui/sweep.py's logic (values, worker, rows) and the tab driven with AppTest."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "train"))
+from train_support import TINY  # noqa: E402
+
+import compiler  # noqa: E402
+from ui import designer as d  # noqa: E402
+from ui import sweep as sw  # noqa: E402
+
+# 1 epoch on 64 + 32 images of 16x16: about a second per value
+SMALL = dict(epochs=1, train_size=64, val_size=32, batch_size=32, dataset="shapes", lr=0.1, optimizer="sgd",
+             device="cpu")
+
+
+def params_at(**vars) -> int:
+    return compiler.analyze(compiler.load(TINY, vars=vars)).params
+
+
+def macs_at(**vars) -> int:
+    return compiler.analyze(compiler.load(TINY, vars=vars)).macs
+
+
+# -- values ----------------------------------------------------------------------------------------------
+
+
+def test_parse_values_reads_numbers_and_refuses_the_rest():
+    assert sw.parse_values("8, 16 32") == [8, 16, 32]
+    assert sw.parse_values("0.5;1.0") == [0.5, 1.0] and isinstance(sw.parse_values("2")[0], int)
+    for bad, words in (("", "at least one"), ("8, wide", "'wide' is not a number"), ("8, 8", "8 appears twice"),
+                       ("true", "not a number"), (" ".join(map(str, range(1, 14))), "at most 12")):
+        with pytest.raises(sw.SweepError, match=words):
+            sw.parse_values(bad)
+
+
+def test_suggested_values_are_half_self_double_and_parse_back():
+    assert sw.suggest_values(16) == "8, 16, 32"
+    assert sw.suggest_values(1) == "1, 2, 3"
+    assert sw.suggest_values(0.25) == "0.125, 0.25, 0.5"
+    assert sw.parse_values(sw.suggest_values(16)) == [8, 16, 32]
+
+
+def test_only_numeric_vars_are_sweepable():
+    assert sw.sweepable({"width": 8, "drop": 0.1, "flag": True, "name": "x", "classes": 6}) == \
+        ["width", "drop", "classes"]
+
+
+def test_settings_come_from_the_train_section_with_the_tab_s_on_top():
+    settings = sw.settings_for(TINY, {"epochs": 1, "train_size": 64, "val_size": 32, "batch_size": 16})
+    # TINY's train: section says lr 0.1, device cpu, batch 32, epochs 4 (overridden here)
+    assert settings == dict(dataset="shapes", lr=0.1, optimizer="sgd", device="cpu", batch_size=16, epochs=1,
+                            train_size=64, val_size=32)
+
+
+# -- the worker -------------------------------------------------------------------------------------------
+
+
+def test_sweep_trains_each_value_and_a_bad_value_fails_in_its_row(tmp_path):
+    job = d.TrainJob()
+    sweep = sw.Sweep("width", [4, 0, 8], SMALL, TINY, file="tiny.yaml")
+    sw.start(job, sweep, tmp_path)
+    job.join(120)
+    assert job.error is None and sweep.finished
+    good, bad, wide = sweep.points
+    assert [p.state for p in sweep.points] == ["done", "failed", "done"]
+    assert (good.params, wide.params) == (params_at(width=4), params_at(width=8))
+    assert (good.macs, wide.macs) == (macs_at(width=4), macs_at(width=8))
+    # the width-0 conv is refused by the spec, located in the text (the line of `out: $width`)
+    line = TINY.splitlines().index("  - {op: conv, out: $width}") + 1
+    assert bad.error.startswith(f"line {line}, col") and "out" in bad.error and bad.params is None
+    for p in (good, wide):
+        history = [r for r in map(__import__("json").loads, (p.run_dir / "metrics.jsonl").read_text().splitlines())]
+        assert p.best == max(r["val_top1"] for r in history) and 0 <= p.best <= 1 and p.best_epoch == 1
+        assert p.seconds > 0
+    rows = sw.table_rows(sweep)
+    assert [r["width"] for r in rows] == [4, 0, 8] and rows[1]["error"] == bad.error
+    assert rows[0]["best val acc %"] == round(100 * good.best, 2)
+    plot = sw.plot_rows(sweep)
+    assert sorted((r["value"], r["axis"], r["cost"]) for r in plot) == sorted(
+        [("4", "parameters", good.params), ("4", "MACs", good.macs),
+         ("8", "parameters", wide.params), ("8", "MACs", wide.macs)])
+
+
+def test_stop_ends_the_running_value_and_skips_the_rest(tmp_path):
+    job = d.TrainJob()
+    sweep = sw.Sweep("width", [4, 8, 16], dict(SMALL, epochs=50, train_size=256), TINY)
+    sw.start(job, sweep, tmp_path)
+    deadline = time.time() + 60
+    while not any(e["kind"] == "step" for e in job.events()) and time.time() < deadline:
+        time.sleep(0.01)
+    job.cancel()
+    job.join(60)
+    assert not job.running and job.error is None
+    assert [p.state for p in sweep.points] == ["stopped", "skipped", "skipped"]
+    assert sweep.points[0].params == params_at(width=4) and sweep.points[1].params is None
+    fraction, text = sw.progress(sweep, job.events())
+    assert fraction == 1.0 and text.startswith("3/3 values")
+
+
+def test_progress_counts_values_and_the_running_one_s_steps():
+    sweep = sw.Sweep("width", [4, 8], SMALL, TINY)
+    sweep.points[0].state, sweep.points[1].state = "done", "running"
+    events = [{"kind": "step", "index": 1, "epoch": 1, "epochs": 2, "step": 1, "steps": 4}]
+    fraction, text = sw.progress(sweep, events)
+    assert fraction == pytest.approx(0.5 + 0.5 * (1 / 8))
+    assert text == "1/2 values; width=8: epoch 1/2, step 1/4"
+
+
+# -- the tab ---------------------------------------------------------------------------------------------
+
+
+def test_app_two_value_sweep_fills_its_table(app):
+    app.session_state["yaml"] = TINY
+    app.run()
+    assert "Sweep" in [t.label for t in app.tabs]
+    app.selectbox(key="sweep_var").set_value("width")
+    app.run()
+    assert app.text_input(key="sweep_values").value == "4, 8, 16"  # proposed around width 8
+    app.text_input(key="sweep_values").input("4, 8")
+    for key, value in (("sweep_epochs", 1), ("sweep_train", 64), ("sweep_val", 32)):
+        app.number_input(key=key).set_value(value)
+    next(b for b in app.button if b.label == "Start sweep").click()
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    job = app.session_state["designer"].sweep
+    job.heartbeat_timeout = 600  # no page beats while the test waits
+    job.join(120)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    tables = [df.value for df in app.dataframe if "width" in df.value.columns]
+    assert len(tables) == 1
+    table = tables[0]
+    assert list(table["width"]) == [4, 8]
+    assert list(table["state"]) == ["done", "done"], list(table["error"])
+    assert list(table["params"]) == [params_at(width=4), params_at(width=8)]
+    assert table["params"].iloc[0] != table["params"].iloc[1]
+    assert list(table["MACs"]) == [macs_at(width=4), macs_at(width=8)]
+    assert table["best val acc %"].between(0, 100).all()
+    assert any("sweep 1" in m.value and "done" in m.value for m in app.markdown)
+
+
+def test_a_settings_problem_fails_each_value_with_its_message(tmp_path):
+    job = d.TrainJob()
+    sweep = sw.Sweep("width", [4], dict(SMALL, batch_size=128), TINY, file="tiny.yaml")
+    sw.start(job, sweep, tmp_path)
+    job.join(60)
+    point = sweep.points[0]
+    assert point.state == "failed" and point.params == params_at(width=4)
+    assert point.error == "settings: batch_size: batch_size 128 is larger than the training set (64 images)"

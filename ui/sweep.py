@@ -1,0 +1,254 @@
+"""The designer's Sweep tab without Streamlit: train a spec briefly at a few values of one var
+and compare accuracy with parameters and MACs.
+
+A sweep runs in a `TrainJob` (ui/designer.py) like the Train tab's runs: `run_sweep` is the
+job's target, a daemon thread that never calls st.*. It fills the `Sweep` object the page
+keeps in session state: one `Point` per value, in order, each first measured with
+`compiler.analyze` (parameters, MACs) and then trained with `compiler.train` (same seed, same
+settings) in its own run directory. Stop (the job's event) and the page's heartbeat are
+polled through `job.should_stop` by the trainer every step and between values: the value in
+progress ends "stopped", the ones after it "skipped". A value whose spec does not load or
+analyse (say `width: 0`) ends "failed" with its located problems, and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_VALUES = 12
+SETTINGS = ("epochs", "train_size", "val_size", "batch_size")
+"""The settings the tab asks for; the others come from the spec's `train:` section."""
+
+
+class SweepError(ValueError):
+    """Values typed for a sweep that cannot be used (shown as a message)."""
+
+
+@dataclass
+class Point:
+    """One value of the swept var."""
+
+    value: Any
+    state: str = "pending"
+    """pending, running, done, failed (the spec or the training failed), stopped, skipped."""
+    params: int | None = None
+    macs: int | None = None
+    best: float | None = None
+    """The best validation accuracy over the epochs (val_top1; val_miou for segmentation), 0-1."""
+    best_epoch: int | None = None
+    seconds: float | None = None
+    """Wall time of the training (loading and analysing not included)."""
+    error: str = ""
+    run_dir: Path | None = None
+
+
+@dataclass
+class Sweep:
+    """A sweep of one var over some values, with the settings each value trains with."""
+
+    var: str
+    values: list[Any]
+    settings: dict[str, Any]
+    text: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """The sidebar's var overrides, kept for every value (the swept var's own is replaced)."""
+    file: str = "<string>"
+    points: list[Point] = field(default_factory=list)
+    metric: str = "val_top1"
+    label: str = "sweep"
+
+    def __post_init__(self):
+        if not self.points:
+            self.points = [Point(v) for v in self.values]
+
+    @property
+    def finished(self) -> bool:
+        return all(p.state not in ("pending", "running") for p in self.points)
+
+
+# -- the values ----------------------------------------------------------------------------------------
+
+
+def sweepable(vars: dict[str, Any]) -> list[str]:
+    """The vars a sweep can vary: numbers (not booleans), in the spec's order."""
+    return [k for k, v in vars.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def suggest_values(value: Any) -> str:
+    """Values to start from around a var's own: half, itself, double (16 -> '8, 16, 32')."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        if value <= 1:
+            return ", ".join(str(v) for v in (value, value + 1, value + 2))
+        return ", ".join(str(v) for v in dict.fromkeys((max(1, value // 2), value, value * 2)))
+    return ", ".join(f"{v:g}" for v in (value / 2, value, value * 2))
+
+
+def parse_values(text: str) -> list[Any]:
+    """'8, 16 32' -> [8, 16, 32]: values separated by commas or spaces, each read as a YAML
+    scalar like `--var NAME=VALUE` (so 0.5 is a float, 16 an int). SweepError when there are
+    none, more than MAX_VALUES, duplicates, or something that is not a number."""
+    from compiler import SpecError
+    from ui.designer import read_value
+
+    items = [t for t in re.split(r"[,\s;]+", text.strip()) if t]
+    if not items:
+        raise SweepError("type at least one value, e.g. 8, 16, 32")
+    if len(items) > MAX_VALUES:
+        raise SweepError(f"{len(items)} values: a sweep takes at most {MAX_VALUES}")
+    values = []
+    for item in items:
+        try:
+            value = read_value(item)
+        except SpecError:
+            value = item
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SweepError(f"{item!r} is not a number")
+        values.append(value)
+    seen = set()
+    for item, value in zip(items, values):
+        if value in seen:
+            raise SweepError(f"{item} appears twice")
+        seen.add(value)
+    return values
+
+
+# -- the worker ----------------------------------------------------------------------------------------
+
+
+def measure(text: str, vars: dict[str, Any], file: str) -> tuple[int, int, Any]:
+    """(parameters, MACs per sample, spec) of `text` at `vars`; raises SpecError."""
+    import compiler
+    from ui.designer import load_text
+
+    spec = load_text(text, vars, file)
+    analysis = compiler.analyze(spec)
+    return analysis.params, analysis.macs, spec
+
+
+def describe(exc: BaseException, file: str) -> str:
+    """A failure as the row shows it: located problems as the designer words them."""
+    from compiler import SpecError
+    from ui.designer import problem_title
+
+    if isinstance(exc, SpecError):
+        return "; ".join(f"settings: {p.path + ': ' if p.path else ''}{p.message}"
+                         if p.loc.file.startswith("<") and p.loc.file not in ("<string>", "<vars>")
+                         else problem_title(p, file) for p in exc.errors)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_sweep(sweep: Sweep, root: Path, *, job) -> Sweep:
+    """The job's target: measure and train every value in turn, writing into `sweep`."""
+    import compiler
+    from compiler import SpecError
+    from compiler.train import TrainingInterrupted
+
+    hooks = dict(on_start=lambda info: job.report(kind="start", index=current[0], **_plain(info)),
+                 on_step=lambda info: job.report(kind="step", index=current[0], **_plain(info)),
+                 on_epoch=lambda row: job.report(kind="epoch", index=current[0], **_plain(row)),
+                 should_stop=job.should_stop)
+    current = [0]
+    for i, point in enumerate(sweep.points):
+        current[0] = i
+        if job.should_stop():
+            for rest in sweep.points[i:]:
+                rest.state = "skipped"
+            break
+        point.state = "running"
+        vars = {**sweep.overrides, sweep.var: point.value}
+        try:
+            point.params, point.macs, spec = measure(sweep.text, vars, sweep.file)
+        except SpecError as exc:
+            point.state, point.error = "failed", describe(exc, sweep.file)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad value must not end the sweep
+            point.state, point.error = "failed", describe(exc, sweep.file)
+            continue
+        point.run_dir = Path(root) / f"{i + 1}-{sweep.var}={point.value}"
+        start = time.perf_counter()
+        try:
+            result = compiler.train(spec, quiet=True, run_dir=str(point.run_dir), **sweep.settings, **hooks)
+        except TrainingInterrupted:
+            point.seconds = time.perf_counter() - start
+            point.state = "stopped"
+            for rest in sweep.points[i + 1:]:
+                rest.state = "skipped"
+            break
+        except Exception as exc:  # noqa: BLE001 - SpecError (settings), TrainError, diverged...
+            point.seconds = time.perf_counter() - start
+            point.state, point.error = "failed", describe(exc, sweep.file)
+            continue
+        point.seconds = time.perf_counter() - start
+        best = result.best
+        if best is not None:
+            sweep.metric = "val_miou" if best.get("val_miou") is not None else "val_top1"
+            point.best, point.best_epoch = best.get(sweep.metric), best.get("epoch")
+        point.state = "done"
+    return sweep
+
+
+def _plain(info: dict) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in info.items() if k != "history"}
+
+
+def start(job, sweep: Sweep, root: Path) -> None:
+    """Run `sweep` in `job` (a TrainJob), run directories under `root`."""
+    job.start(run_sweep, sweep, Path(root), label=sweep.label)
+    job.run_dir = Path(root)
+
+
+def settings_for(text: str, chosen: dict[str, Any]) -> dict[str, Any]:
+    """The training settings of every value: the spec's `train:` section (through the Train
+    tab's form defaults: dataset, lr, optimizer, device) with the tab's `chosen` ones on top."""
+    from ui import train_panel as tp
+
+    base = tp.form_defaults(text)
+    settings = {k: base[k] for k in ("dataset", "lr", "optimizer", "device", "batch_size")}
+    settings.update({k: chosen[k] for k in SETTINGS if k in chosen})
+    return settings
+
+
+# -- what the page shows --------------------------------------------------------------------------------
+
+
+def table_rows(sweep: Sweep) -> list[dict[str, Any]]:
+    """One row per value: value, state, params, MACs, best val accuracy (%), epoch, seconds, error."""
+    name = "best val mIoU %" if sweep.metric == "val_miou" else "best val acc %"
+    return [{sweep.var: p.value, "state": p.state, "params": p.params, "MACs": p.macs,
+             name: None if p.best is None else round(100 * p.best, 2), "best epoch": p.best_epoch,
+             "time (s)": None if p.seconds is None else round(p.seconds, 2), "error": p.error}
+            for p in sweep.points]
+
+
+def plot_rows(sweep: Sweep) -> list[dict[str, Any]]:
+    """Long-form rows for the trade-off chart: for every trained value, its accuracy (%)
+    against its parameters and against its MACs (`axis` says which)."""
+    out = []
+    for p in sweep.points:
+        if p.best is None or p.params is None:
+            continue
+        for axis, cost in (("parameters", p.params), ("MACs", p.macs)):
+            out.append({"value": str(p.value), "axis": axis, "cost": cost, "accuracy": 100 * p.best})
+    return out
+
+
+def progress(sweep: Sweep, events: list[dict]) -> tuple[float, str]:
+    """(fraction done, text) from the job's events: values finished plus the running one's steps."""
+    n = len(sweep.points)
+    done = sum(p.state not in ("pending", "running") for p in sweep.points)
+    last = next((e for e in reversed(events) if e.get("kind") in ("step", "start")), None)
+    running = next((i for i, p in enumerate(sweep.points) if p.state == "running"), None)
+    fraction, text = done / n if n else 1.0, f"{done}/{n} values"
+    if running is not None and last is not None and last.get("index") == running:
+        epochs, steps = last.get("epochs") or 1, last.get("steps") or 1
+        inner = ((last.get("epoch", 1) - 1) * steps + last.get("step", 0)) / (epochs * steps)
+        fraction += min(max(inner, 0.0), 1.0) / n
+        text += (f"; {sweep.var}={sweep.points[running].value}: epoch {last.get('epoch', 0)}/{epochs}, "
+                 f"step {last.get('step', 0)}/{steps}")
+    return min(fraction, 1.0), text
