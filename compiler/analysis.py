@@ -40,6 +40,9 @@ class NodeStats:
     line: int = 0
     measured: bool = False
     """The shape and MACs come from a meta-device trial run (a plugin without a shape rule)."""
+    regions: int = 1
+    """Rows per image: R after a region op (roi_align ...), whose `shape` is then per region;
+    `macs` and `activation_bytes` already count all R regions of an image."""
 
 
 @dataclass
@@ -140,12 +143,14 @@ def analyze(spec: Spec, batch: int = 1, dtype: str = "float32") -> Analysis:
         field_in = max(rf[r][0] for r in seen)
         jump_in = max(rf[r][1] for r in seen)
         rf[node_id] = (field_in + (k - 1) * jump_in, jump_in * s)
+        per = graph.regions.get(node_id, 1)  # the shape is per region after roi_align & co.
         rows.append(NodeStats(
             id=node_id, op=node.op, inputs=refs, shape=shape, params=params, buffers=buffers,
-            macs=graph.trials.get(node_id, node.block.macs(in_shapes, shape)), rf=rf[node_id][0],
+            macs=per * graph.trials.get(node_id, node.block.macs(in_shapes, shape)), rf=rf[node_id][0],
             jump=rf[node_id][1],
-            activation_bytes=batch * math.prod(shape) * DTYPE_BYTES[dtype] if node.block.allocates(in_shapes) else 0,
-            group=node.group, line=node.loc.line, measured=node_id in graph.trials))
+            activation_bytes=(batch * per * math.prod(shape) * DTYPE_BYTES[dtype]
+                              if node.block.allocates(in_shapes) else 0),
+            group=node.group, line=node.loc.line, measured=node_id in graph.trials, regions=per))
     return Analysis(spec, graph, rows, batch, dtype, graph.warnings)
 
 
@@ -171,6 +176,8 @@ class Unit:
     """Units (or spec inputs) it reads."""
     parents: tuple[str, ...] = ()
     """Enclosing groups that are expanded in this view (clusters in a rendering)."""
+    regions: int = 1
+    """Rows per image of its output (R after a region op; the shape is then per region)."""
 
 
 def collapse(analysis: Analysis, depth: int | None = None) -> list[Unit]:
@@ -216,5 +223,5 @@ def collapse(analysis: Analysis, depth: int | None = None) -> list[Unit]:
             params=sum(stats[i].params for i in ids), buffers=sum(stats[i].buffers for i in ids),
             macs=sum(stats[i].macs for i in ids), rf=o.rf, jump=o.jump,
             activation_bytes=sum(stats[i].activation_bytes for i in ids), members=ids, inputs=inputs,
-            parents=parents))
+            parents=parents, regions=o.regions))
     return units

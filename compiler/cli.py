@@ -164,6 +164,8 @@ def format_summary(analysis, depth: int | None = None) -> str:
     for u in collapse(analysis, depth):
         label = "  " * len(u.parents) + u.id + (f" ({len(u.members)} nodes)" if u.kind != "node" else "")
         shape = "x".join(map(str, u.shape)) + ("*" if measured & set(u.members) else "")
+        if u.regions != 1:  # after roi_align & co.: R rows of this shape per image
+            shape = f"{u.regions} x {shape}"
         rows.append((label, u.op, shape, f"{u.params:,}", _human(u.macs), str(u.rf), str(u.jump),
                      _bytes(u.activation_bytes)))
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
@@ -182,6 +184,10 @@ def format_summary(analysis, depth: int | None = None) -> str:
         out.append("* shape and MACs measured by a trial run on the meta device (the block has no shape rule)")
     out.append(f"parameters: {analysis.params:,} trainable, {analysis.buffers:,} in buffers")
     out.append(f"MACs: {analysis.macs:,} ({_human(analysis.macs)}) per sample")
+    per_region = max((n.regions for n in analysis.nodes), default=1)
+    if per_region != 1:
+        out.append(f"R x SHAPE: one row per region, R = the declared boxes per image; MACs and memory "
+                   f"count all {per_region} regions of an image")
     out.append(f"weights: {_bytes(analysis.weight_bytes)}; activations: {_bytes(analysis.activation_bytes)} "
                f"at batch {analysis.batch}, {analysis.dtype}")
     return "\n".join(out)

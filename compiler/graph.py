@@ -34,6 +34,11 @@ class Graph:
     trials: dict[str, int] = field(default_factory=dict)
     """Nodes whose shape came from a meta-device trial run (plugin blocks without a shape
     rule) -> the MACs counted during that run."""
+    regions: dict[str, int] = field(default_factory=dict)
+    """Input names and node ids -> rows per image: 1, or the declared number of boxes R for
+    a node after a region op (roi_align ...), whose batch axis holds B*R regions."""
+    boxes: list[str] = field(default_factory=list)
+    """Inputs read as boxes ([R, 4] per sample, x0, y0, x1, y1) by a region op."""
 
     def in_shapes(self, node_id: str) -> list[Shape]:
         return [self.shapes[r] for r in self.inputs[node_id]]
@@ -86,6 +91,8 @@ def check(spec: Spec) -> Graph:
     _report_unused(dag, spec, by_id, outputs, out)
     shapes = dict(spec.inputs)
     trials: dict[str, int] = {}
+    regions: dict[str, int] = {name: 1 for name in spec.inputs}
+    boxes: set[str] = set()
     for node_id in order:
         node = by_id[node_id]
         if len(inputs[node_id]) != len(node.inputs):
@@ -95,8 +102,37 @@ def check(spec: Spec) -> Graph:
         shape = _infer(node, inputs[node_id], shapes, out, trials)
         if shape is not None:
             shapes[node_id] = shape
+            _count_regions(node, inputs[node_id], shapes, regions, boxes, out)
     out.raise_if_errors()
-    return Graph(spec, dag, order, inputs, shapes, outputs, out.warnings, trials)
+    return Graph(spec, dag, order, inputs, shapes, outputs, out.warnings, trials, regions,
+                 [b for b in spec.inputs if b in boxes])
+
+
+def _count_regions(node: Node, refs: list[str], shapes: dict[str, Shape], regions: dict[str, int],
+                   boxes: set[str], out: Collector) -> None:
+    """Rows per image of a node's output: a region op gives R (its boxes input's first axis);
+    any other node keeps its inputs' count, which must agree (per-image and per-region tensors
+    have different batch sizes at run time)."""
+    block = node.block
+    skip = set(getattr(block, "shape_only_inputs", ()))
+    at = getattr(block, "regions_input", None)
+    counts = {r: regions.get(r, 1) for i, r in enumerate(refs) if i not in skip and i != at}
+    if at is not None:
+        box_ref = refs[at]
+        boxes.add(box_ref)
+        if any(c != 1 for c in counts.values()) or regions.get(box_ref, 1) != 1:
+            out.error(node.loc, f"node {node.id!r} ({block.op}) reads regions of a per-image feature map, but "
+                      f"its input is already per region ({', '.join(f'{r}: {c} per image' for r, c in counts.items())}"
+                      f"); give it the backbone's map, before any roi_align / roi_pool / crop_regions", node.path)
+        regions[node.id] = shapes[box_ref][0]
+        return
+    distinct = sorted(set(counts.values()))
+    if len(distinct) > 1:
+        what = ", ".join(f"{r} is {'per image' if c == 1 else f'per region ({c} per image)'}"
+                         for r, c in counts.items())
+        out.error(node.loc, f"node {node.id!r} ({block.op}) mixes per-image and per-region inputs ({what}); "
+                  f"their batch sizes differ at run time (B against B*R)", node.path)
+    regions[node.id] = distinct[-1] if distinct else 1
 
 
 def trial_run(block, in_shapes: list[Shape]) -> tuple[Shape, int]:

@@ -57,6 +57,11 @@ class Block(BaseModel):
     """Positions of inputs read for their shape only (a shortcut's target)."""
     names_inputs: ClassVar[bool] = False
     """`out_shape` takes `names=` (the input node ids) to word its errors."""
+    regions_input: ClassVar[int | None] = None
+    """Position of a boxes input ([R, 4] per sample) when the op reads regions of its other
+    input (roi_align, roi_pool, crop_regions): the output holds one row per box, so the batch
+    axis becomes the region axis (B images -> B*R rows) and the nodes after it count per
+    region (`Graph.regions`)."""
 
     # -- shape and cost -------------------------------------------------------------------
     def out_shape(self, in_shapes: list[Shape]) -> Shape:

@@ -1,6 +1,6 @@
 """Every registered block, on every one of its examples, through the same checks (like Keras'
 `run_layer_test` and timm's test_models): arguments round-trip through YAML, the static shape
-equals the real one, the fx module equals the block's own module, MACs equal PyTorch's own
+equals the real one (times R rows per image after a region op, fed valid boxes), the fx module equals the block's own module, MACs equal PyTorch's own
 FLOP counter / 2, parameters equal the built module's, and a backward pass works."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import compiler
 from compiler.blocks import REGISTRY
+from compiler.detection.proposals import random_boxes
 
 BUILT_IN = {op: cls for op, cls in REGISTRY.items() if cls.__module__.startswith("compiler.")}
 CASES = [pytest.param(op, args, shapes, id=f"{op}-{i}")
@@ -49,11 +50,14 @@ def test_shape_cost_and_gradients(op, args, shapes):
     spec = compiler.load(spec_text(op, args, shapes))
     analysis = compiler.analyze(spec)
     module = compiler.build(spec, seed=0)
-    xs = [torch.randn(2, *s, requires_grad=True) for s in shapes]
+    boxes_at = getattr(REGISTRY[op], "regions_input", None)
+    xs = [random_boxes(2, s[0], shapes[0], generator=torch.Generator().manual_seed(i)) if i == boxes_at
+          else torch.randn(2, *s, requires_grad=True) for i, s in enumerate(shapes)]
 
     out = module(*xs)
     expected = analysis.graph.shapes[analysis.graph.outputs[0]]
-    assert tuple(out.shape) == (2, *expected)
+    regions = analysis.graph.regions[analysis.graph.outputs[0]]  # R boxes per image after a region op
+    assert tuple(out.shape) == (2 * regions, *expected)
 
     # parameters: the static count (closed form or meta build) is the built module's
     assert analysis.params == sum(p.numel() for p in module.parameters())
@@ -68,7 +72,7 @@ def test_shape_cost_and_gradients(op, args, shapes):
     # the generated fx code computes what the block's own module computes
     module.train()
     own = module.get_submodule("node") if hasattr(module, "node") and "node" not in spec.groups else None
-    shape_only = getattr(REGISTRY[op], "shape_only_inputs", ())
+    shape_only = (*getattr(REGISTRY[op], "shape_only_inputs", ()), boxes_at)  # boxes get no gradient
     if own is not None:
         module.eval()
         torch.testing.assert_close(module(*xs), own(*[x for i, x in enumerate(xs) if i not in shape_only]))
