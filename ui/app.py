@@ -24,9 +24,11 @@ if str(ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from ui import designer as d  # noqa: E402
+from ui import editor as ed  # noqa: E402
 from ui.templates import FILE_NAMES, TEMPLATES  # noqa: E402
 
 YAML = "yaml"
+EDITOR_PLAIN = "editor_plain"
 SESSION = "designer"
 MAX_SHOWN_PROBLEMS = 12
 START = "(before the first node)"
@@ -285,9 +287,24 @@ def problems(text: str, result: d.Result, file: str) -> None:
 def design_tab(s: d.DesignerSession, view: d.View, shown: d.View | None, settings: dict) -> None:
     left, right = st.columns([7, 5], gap="medium")
     with left:
-        st.text_area("Spec (YAML)", key=YAML, height=520,
-                     help="Validated on every change (Ctrl+Enter or click outside to apply).")
         result = view.result
+        plain = st.toggle("Plain text editor", key=EDITOR_PLAIN, disabled=not ed.available(),
+                          help="The code editor (Ace: YAML highlighting, problems marked at their lines) or a plain "
+                               "text area. Both edit the same text." + ("" if ed.available() else
+                                                                        " streamlit-ace is not installed."))
+        if plain:
+            st.text_area("Spec (YAML)", key=YAML, height=520,
+                         help="Validated on every change (Ctrl+Enter or click outside to apply).")
+        else:
+            from streamlit_ace import st_ace
+
+            text = st.session_state[YAML]
+            found = result.errors + result.warnings
+            st_ace(value=text, key=ed.push(st.session_state, YAML), language="yaml", theme="chrome", height=520,
+                   font_size=13, tab_size=2, show_gutter=True, show_print_margin=False, wrap=False, auto_update=True,
+                   annotations=ed.annotations(found, text, s.file), markers=ed.markers(found, text, s.file))
+            st.caption("Validated as you type. A problem marks its line in red; hover over the gutter icon for "
+                       "the message.")
         if result.ok:
             n = len(result.spec.nodes)
             outs = ", ".join(f"{o} {list(result.analysis.graph.shapes[o])}" for o in result.analysis.graph.outputs)
@@ -772,6 +789,11 @@ def main() -> None:
     for problem in d.warm_up():  # once per process: plugins, torch, import-time objects out of the GC's way
         header.error(problem)
     s = session()
+    state = st.session_state
+    state.setdefault(EDITOR_PLAIN, ed.plain_by_default())
+    if not state[EDITOR_PLAIN]:
+        state[YAML] = state[YAML]  # the text area is not drawn: keep its key from Streamlit's widget clean-up
+        ed.pull(state, YAML)  # the code editor's value, if the user typed
     settings = sidebar(s)
     text = st.session_state[YAML]
     base = d.analyse(text, None, s.file, settings["batch"], settings["dtype"])

@@ -15,6 +15,13 @@ if str(ROOT) not in sys.path:
 APP = ROOT / "ui" / "app.py"
 
 
+@pytest.fixture(autouse=True)
+def plain_editor(monkeypatch):
+    """The plain text area as the editor (AppTest cannot reach into the Ace component's iframe);
+    tests/ui/test_editor.py switches to the code editor itself."""
+    monkeypatch.setenv("BLOCKGRAPH_EDITOR", "plain")
+
+
 @pytest.fixture
 def app(monkeypatch):
     """A fresh AppTest of ui/app.py, run once (it opens specs/default.yaml: the test runner's own

@@ -60,7 +60,7 @@ def server(tmp_path_factory):
                "--server.fileWatcherType", "none", "--", str(ROOT / "specs" / "default.yaml")]
     with open(log, "wb") as out:
         # a slowed-down trainer, so the progress is seen changing before the run ends
-        env = dict(os.environ, BLOCKGRAPH_TRAIN_STEP_DELAY="0.1", OMP_NUM_THREADS="1")
+        env = dict(os.environ, BLOCKGRAPH_TRAIN_STEP_DELAY="0.1", OMP_NUM_THREADS="1", BLOCKGRAPH_EDITOR="plain")
         proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=env)
     url = f"http://127.0.0.1:{port}"
