@@ -1,5 +1,6 @@
 """Static shapes agree with reality: for every spec in specs/, the shape `analyze` infers for
-each node equals the shape a real forward pass produces (batch dimension prepended).
+each node equals the shape a real forward pass produces (batch dimension prepended; after a
+region op such as roi_align the batch axis holds R regions per image, `Graph.regions`).
 
 Two observers, because a spec node is not always one module call:
 - forward hooks on `gm.get_submodule(node_id)` see nodes whose module is called whole;
@@ -19,14 +20,23 @@ import pytest
 import torch
 
 import compiler
+from compiler.detection.proposals import random_boxes
 from support import OutputRecorder
 
 BATCH = 1
 
 
-def _inputs(spec, batch: int, seed: int = 0) -> list[torch.Tensor]:
+def _inputs(spec, batch: int, seed: int = 0, boxes: tuple[str, ...] = ()) -> list[torch.Tensor]:
+    """Random inputs; a boxes input (read by roi_align & co.) gets valid boxes inside the image."""
     gen = torch.Generator().manual_seed(seed)
-    return [torch.randn(batch, *shape, generator=gen) for shape in spec.inputs.values()]
+    image = next(s for n, s in spec.inputs.items() if n not in boxes)
+    return [random_boxes(batch, shape[0], image, generator=gen) if name in boxes
+            else torch.randn(batch, *shape, generator=gen) for name, shape in spec.inputs.items()]
+
+
+def _rows(graph, node_id: str) -> int:
+    """Batch rows of a node's output: BATCH, times R boxes per image after a region op."""
+    return BATCH * graph.regions.get(node_id, 1)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +59,7 @@ def observed(spec_path):
 
         handles.append(module.register_forward_hook(hook))
     recorder = OutputRecorder(gm)
-    inputs = _inputs(spec, BATCH)
+    inputs = _inputs(spec, BATCH, boxes=tuple(analysis.graph.boxes))
     try:
         with torch.inference_mode():
             output = recorder.run(*inputs)
@@ -99,8 +109,9 @@ def test_every_node_is_observed(observed):
 def test_runtime_shapes_match_static_shapes(observed):
     analysis, runtime = observed["analysis"], observed["runtime"]
     static = analysis.graph.shapes
-    wrong = {node_id: (runtime[node_id], (BATCH, *static[node_id]))
-             for node_id in analysis.graph.order if runtime.get(node_id) != (BATCH, *static[node_id])}
+    rows = {node_id: _rows(analysis.graph, node_id) for node_id in analysis.graph.order}
+    wrong = {node_id: (runtime[node_id], (rows[node_id], *static[node_id]))
+             for node_id in analysis.graph.order if runtime.get(node_id) != (rows[node_id], *static[node_id])}
     assert not wrong, f"node: (run time, static) shapes differ: {wrong}"
     # the per-node stats carry the same shapes as the graph
     for stats in analysis.nodes:
@@ -110,12 +121,13 @@ def test_runtime_shapes_match_static_shapes(observed):
 def test_hooked_modules_agree(observed):
     """Nodes whose module is called as a whole are seen by hooks too, with the same shape."""
     gm, hooked, shapes = observed["gm"], observed["hooked"], observed["fx"]
-    static = observed["analysis"].graph.shapes
+    graph = observed["analysis"].graph
+    static = graph.shapes
     whole = {n.meta["blockgraph_node"] for n in gm.graph.nodes
              if n.op == "call_module" and n.target == n.meta.get("blockgraph_node")}
     assert whole <= set(hooked), f"hooks did not fire for {sorted(whole - set(hooked))}"
     for node_id, shape in hooked.items():
-        assert shape == shapes[node_id] == (BATCH, *static[node_id]), node_id
+        assert shape == shapes[node_id] == (_rows(graph, node_id), *static[node_id]), node_id
 
 
 def test_outputs_have_static_shapes(observed):
@@ -123,7 +135,7 @@ def test_outputs_have_static_shapes(observed):
     outs = out if isinstance(out, tuple) else (out,)
     assert len(outs) == len(analysis.graph.outputs)
     for tensor, node_id in zip(outs, analysis.graph.outputs):
-        assert tuple(tensor.shape) == (BATCH, *analysis.graph.shapes[node_id])
+        assert tuple(tensor.shape) == (_rows(analysis.graph, node_id), *analysis.graph.shapes[node_id])
         assert torch.isfinite(tensor).all()
 
 
