@@ -514,6 +514,52 @@ def export_tab(s: d.DesignerSession, view: d.View, overrides: dict) -> None:
                            on_click="ignore")
     else:
         st.caption("Trained weights: none yet (a training run in the Train tab will offer them here).")
+    onnx_section(s, result, overrides)
+
+
+def onnx_section(s: d.DesignerSession, result: d.Result, overrides: dict) -> None:
+    """Build an ONNX file of the spec (optionally with the trained weights) and offer it."""
+    st.markdown("##### ONNX")
+    missing = d.onnx_missing()
+    if missing:
+        st.info(f"ONNX export needs {', '.join(missing)}, which cannot be imported here: install the `export` "
+                "extra (`pip install 'blockgraph[export]'`; `./dev` installs it).")
+        return
+    if not result.ok:
+        st.caption("ONNX export needs a valid spec.")
+        return
+    text, file, name = st.session_state[YAML], s.file, result.spec.name
+    weights = s.train.weights_path
+    trained = weights is not None and Path(weights).is_file()
+    use = st.checkbox("with the trained weights", key="onnx_weights", disabled=not trained,
+                      help=f"{weights}" if trained else "No trained weights yet: a Train tab run offers them.")
+    source = str(weights) if trained and use else None
+    wanted = (text, d.freeze_vars(overrides), file, source)
+    if st.button("Build ONNX", key="onnx_build",
+                 help="compiler.export(spec, 'onnx', ...): torch's dynamo exporter, dynamic batch; the file is "
+                      "reloaded in onnxruntime and its outputs compared with the model's before it is offered."):
+        with st.spinner("Exporting to ONNX and checking it in onnxruntime…"):
+            try:
+                data = d.onnx_bytes(text, overrides or None, file, source)
+            except d.SpecError as exc:
+                st.session_state.pop("onnx_export", None)
+                for p in exc.errors:
+                    st.error(d.problem_title(p, file))
+            except Exception as exc:  # noqa: BLE001 - ExportError, weight mismatch...: shown, not raised
+                st.session_state.pop("onnx_export", None)
+                st.error(f"ONNX export failed: {type(exc).__name__}: {exc}")
+            else:
+                st.session_state["onnx_export"] = {"key": wanted, "data": data, "name": name}
+    built = st.session_state.get("onnx_export")
+    if built is not None and built["key"] == wanted:
+        st.download_button(f"Download ONNX ({d.human_bytes(len(built['data']))})", data=built["data"],
+                           file_name=f"{built['name']}.onnx", mime="application/octet-stream", key="download_onnx",
+                           on_click="ignore")
+        st.caption("Checked in onnxruntime at batch 1 and 3 against the PyTorch module; inputs and outputs are named "
+                   "after the spec's, dimension 0 is the batch." + (" With the trained weights." if source else
+                                                                    " With the spec's own initialisation."))
+    elif built is not None:
+        st.caption("The text, vars or weights changed since the last ONNX build: build it again.")
 
 
 def train_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
