@@ -70,7 +70,7 @@ class Initializer(_Model):
     @classmethod
     def _from_name(cls, value):
         value = {"kind": value} if isinstance(value, str) else value
-        if isinstance(value, dict) and value.get("kind") in ALIASES:
+        if isinstance(value, dict) and isinstance(value.get("kind"), str) and value["kind"] in ALIASES:
             value = {**value, "kind": ALIASES[value["kind"]]}
         return value
 

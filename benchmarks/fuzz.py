@@ -1,0 +1,133 @@
+"""A long fuzzing campaign: the property of tests/test_fuzz.py (load + analyze + build on the
+meta device either succeed or raise a SpecError whose problems are all located) on N random
+inputs, 40 % random YAML documents, 20 % random text and bytes, 40 % mutated zoo specs.
+
+    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/fuzz.py 100000 [--seed 1] [--out fuzz.json]
+
+Unlike the CI test it does not stop at the first failure: every input that raises anything
+other than a located SpecError, or takes longer than --timeout seconds (default 10), is
+counted by kind and the first few of each kind are kept (in the summary and --out). Exit
+status 1 when anything was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
+
+from fuzz_strategies import SPECS, check, raw_inputs, yaml_documents, zoo_mutations  # noqa: E402
+
+
+class Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise Timeout()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("examples", type=int, nargs="?", default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds one input may take")
+    parser.add_argument("--out", type=Path, help="write the summary (and failing inputs) as JSON")
+    args = parser.parse_args(argv)
+
+    counts: collections.Counter = collections.Counter()
+    findings: dict[str, list[dict]] = collections.defaultdict(list)
+    found: collections.Counter = collections.Counter()
+    slowest = {"seconds": 0.0, "input": None}
+    started = time.perf_counter()
+    signal.signal(signal.SIGALRM, _alarm)
+
+    def run(kind: str, source, file) -> None:
+        t0 = time.perf_counter()
+        signal.setitimer(signal.ITIMER_REAL, args.timeout)
+        try:
+            counts[f"{kind}:{check(source, file=file)}"] += 1
+        except Timeout:
+            key = f"timeout (> {args.timeout:g} s)"
+            counts["found"] += 1
+            found[key] += 1
+            if len(findings[key]) < 5:
+                findings[key].append({"kind": kind, "file": str(file), "input": repr(source)})
+        except BaseException as exc:  # noqa: BLE001 - every other outcome is a finding
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            key = f"{type(exc).__name__} at {Path(frame.filename).name}:{frame.lineno}"
+            counts["found"] += 1
+            found[key] += 1
+            if len(findings[key]) < 5:
+                findings[key].append({"kind": kind, "file": str(file), "input": repr(source),
+                                      "error": f"{type(exc).__name__}: {exc}"[:2000]})
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        took = time.perf_counter() - t0
+        if took > slowest["seconds"]:
+            slowest.update(seconds=took, input=repr(source)[:3000], kind=kind)
+        done = sum(v for k, v in counts.items() if k != "found")
+        if done % 5000 == 0:
+            print(f"{done:,} inputs, {counts['found']} findings, {time.perf_counter() - started:,.0f} s",
+                  flush=True)
+
+    n = args.examples
+    shares = {"yaml": int(n * 0.4), "raw": int(n * 0.2)}
+    shares["zoo"] = n - shares["yaml"] - shares["raw"]
+    common = dict(deadline=None, database=None, phases=[Phase.generate],
+                  suppress_health_check=list(HealthCheck))
+
+    @seed(args.seed)
+    @settings(max_examples=shares["yaml"], **common)
+    @given(yaml_documents())
+    def fuzz_yaml(text):
+        run("yaml", text, "fuzz.yaml")
+
+    @seed(args.seed)
+    @settings(max_examples=shares["raw"], **common)
+    @given(raw_inputs())
+    def fuzz_raw(source):
+        run("raw", source, "fuzz.yaml")
+
+    @seed(args.seed)
+    @settings(max_examples=shares["zoo"], **common)
+    @given(zoo_mutations())
+    def fuzz_zoo(case):
+        run("zoo", case[1], SPECS / case[0])
+
+    for test in (fuzz_yaml, fuzz_raw, fuzz_zoo):
+        test()
+
+    elapsed = time.perf_counter() - started
+    total = sum(v for k, v in counts.items() if k != "found")
+    summary = {"examples": total, "seed": args.seed, "seconds": round(elapsed, 1),
+               "outcomes": {k: v for k, v in sorted(counts.items())},
+               "findings": {k: {"count": found[k], "examples": v} for k, v in findings.items()},
+               "slowest": slowest}
+    print(f"{total:,} inputs in {elapsed:,.0f} s (seed {args.seed}): "
+          + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
+    print(f"slowest input: {slowest['seconds']:.2f} s ({slowest.get('kind')}): {str(slowest['input'])[:200]}")
+    for key, examples in findings.items():
+        print(f"FOUND {key} ({found[key]} inputs): e.g. {examples[0]['input'][:300]}\n    {examples[0].get('error', '')[:300]}")
+    if not findings:
+        print("found nothing: every input succeeded or gave a located SpecError")
+    if args.out:
+        args.out.write_text(json.dumps(summary, indent=1))
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
