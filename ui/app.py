@@ -672,11 +672,17 @@ def train_history(runs: list) -> None:
 
 
 def train_evaluation(run) -> None:
-    """Confusion matrix and sample predictions of a finished or stopped run (256 val images)."""
+    """Confusion matrix and sample predictions of a finished or stopped run (256 val images);
+    predicted masks or boxes drawn over validation images for segmentation and detection runs."""
     import altair as alt
 
     from ui import train_panel as tp
 
+    task = run.progress.get("task", "classification")
+    if task != "classification":
+        if st.toggle("Predictions on validation images", key="train_eval"):
+            train_predictions(run, task)
+        return
     if not st.toggle("Confusion matrix and sample predictions", key="train_eval"):
         return
     try:
@@ -809,6 +815,33 @@ def sweep_chart(sweep) -> None:
         chart = (base.mark_line(point=True, color="#4c78a8")
                  + base.mark_text(dy=-10).encode(text=alt.Text("value:N")))
         col.altair_chart(chart.properties(title=f"{metric} vs {axis} ({sweep.var} labelled)"), width="stretch")
+
+
+def train_predictions(run, task: str, n: int = 8) -> None:
+    """What a segmentation or detection run's model predicts on its first validation images
+    (compiler.train.tasks.validation_predictions), truth and prediction drawn side by side."""
+    from ui import drawing
+
+    try:
+        from compiler.train.tasks import validation_predictions
+
+        predictions = validation_predictions(run.run_dir, n)
+        samples = drawing.samples(predictions)
+    except Exception as exc:  # noqa: BLE001 - shown, not raised
+        st.warning(f"Predictions not available for this run: {type(exc).__name__}: {exc}")
+        return
+    kind = drawing.kind_of(predictions)
+    chips = " ".join(f"<span style='background:{c};padding:0 6px;border-radius:3px'>&nbsp;</span> {name}"
+                     for name, c in drawing.legend(predictions.classes, background=kind == "segmentation"))
+    what = "masks" if kind == "segmentation" else "boxes"
+    st.caption(f"{run.label} ({task}): true {what} (left) and predicted {what} (right) on the first {len(samples)} "
+               "validation images.")
+    st.markdown(chips, unsafe_allow_html=True)
+    cols = st.columns(4)
+    for i, sample in enumerate(samples):
+        col = cols[i % 4]
+        col.image([sample["truth"], sample["prediction"]], caption=["true", f"predicted: {sample['caption']}"],
+                  width="stretch")
 
 
 # ------------------------------------------------------------------------------ page
