@@ -15,12 +15,13 @@ spec, the config file's own line for `--config`, `<command line>` for options).
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import Loc, Problem, SpecError, format_path
 
@@ -108,6 +109,12 @@ class TrainConfig(BaseModel):
     """Write a checkpoint every N epochs (and always after the last one)."""
     memory_budget: float = Field(0.8, gt=0, le=1)
     """Refuse to start when the estimated memory exceeds this fraction of the device's free memory."""
+
+    @field_validator("root", "run_dir", mode="before")
+    @classmethod
+    def _paths(cls, value: Any) -> Any:
+        """A pathlib.Path from Python code is as good as the text a YAML file gives."""
+        return str(value) if isinstance(value, os.PathLike) else value
 
     @model_validator(mode="after")
     def _defaults(self) -> "TrainConfig":

@@ -39,7 +39,7 @@ from .config import Source, TrainConfig, cli_source, config_problem, file_source
 from .device import estimate_bytes, fmt_bytes, free_memory, pick_device
 from .distributed import Dist, detect, init
 from .metrics import MetricsLog
-from .tasks import dataset_problem, make_task, task_of
+from .tasks import dataset_problem, image_input, make_task, task_of
 
 
 # -- outcomes --------------------------------------------------------------------------------
@@ -85,8 +85,17 @@ class TrainResult:
         return self.history[-1] if self.history else None
 
     @property
+    def metric(self) -> str:
+        """The row key that says how good an epoch is: mask mAP@0.5 for instance masks, box
+        mAP@0.5 for detection, mIoU for segmentation, else val top-1."""
+        for key in ("val_mask_map50", "val_map50", "val_miou"):
+            if any(r.get(key) is not None for r in self.history):
+                return key
+        return "val_top1"
+
+    @property
     def best(self) -> dict[str, Any] | None:
-        key = "val_miou" if any(r.get("val_miou") is not None for r in self.history) else "val_top1"
+        key = self.metric
         rows = [r for r in self.history if r.get(key) is not None]
         return max(rows, key=lambda r: r[key]) if rows else None
 
@@ -404,7 +413,7 @@ class _Run:
         from compiler.data import DatasetError, build_dataset
 
         cfg, spec = self.cfg, self.spec
-        shape = next(iter(spec.inputs.values()))
+        shape = spec.inputs[image_input(spec)]
         size = cfg.size
         if size is None and len(shape) == 3:
             size = shape[1] if shape[1] == shape[2] else [shape[1], shape[2]]
@@ -419,6 +428,9 @@ class _Run:
         self.task_kind = task_of(spec, self.analysis)  # [classes] or [classes, H, W] per pixel
         if self.task_kind == "segmentation" and cfg.dataset.lower() == "shapes":
             options.setdefault("task", "segmentation")
+        if self.task_kind in ("detection", "regions") and cfg.dataset.lower() == "shapes":
+            options.setdefault("task", "detection")  # scenes of one to three objects unless said
+            options.setdefault("objects", [1, 3])
         key = "dataset"
         try:
             self.train_set, self.info = build_dataset(cfg.dataset, "train", size=size, seed=cfg.seed, **options)
@@ -435,7 +447,7 @@ class _Run:
         problem = dataset_problem(self.task_kind, self.info)
         if problem is not None:
             raise config_problem(self.sources, "dataset", problem)
-        self.task = make_task(self.task_kind, self.info.num_classes)
+        self.task = make_task(self.task_kind, self.info.num_classes, spec, self.analysis)
         if len(self.train_set) < self.cfg.batch_size:
             raise config_problem(self.sources, "batch_size",
                                  f"batch_size {cfg.batch_size} is larger than the training set "
@@ -522,10 +534,11 @@ class _Run:
         self.loader_gen = torch.Generator()
         self.train_loader = torch.utils.data.DataLoader(
             self.train_set, batch_size=self.batch, sampler=self.sampler, num_workers=cfg.workers, drop_last=True,
-            pin_memory=pin, generator=self.loader_gen)
+            pin_memory=pin, generator=self.loader_gen, collate_fn=self.task.collate)
         self.val_loader = torch.utils.data.DataLoader(
             self.val_set, batch_size=self.batch, sampler=_Shard(len(self.val_set), d.rank, d.world_size),
-            num_workers=cfg.workers, pin_memory=pin, generator=torch.Generator().manual_seed(cfg.seed))
+            num_workers=cfg.workers, pin_memory=pin, generator=torch.Generator().manual_seed(cfg.seed),
+            collate_fn=self.task.collate)
         if self.steps_per_epoch < 1:
             raise config_problem(self.sources, "batch_size", f"batch_size {cfg.batch_size} leaves no full batch")
 
@@ -595,12 +608,13 @@ class _Run:
         step = skip
         try:
             for images, labels in self.train_loader:
-                images, labels = self._to(images), labels.to(device, non_blocking=True)
+                images, labels = self._to(images), self.task.to_device(labels, device)
                 with self._autocast():
-                    logits = self.forward(images)
-                loss = self.criterion(logits.float(), labels)
-                c1, c5 = self.task.correct(logits.detach(), labels)
-                n = labels.shape[0]
+                    logits = self.task.forward(self.forward, images, labels, train=True)
+                loss = self.task.train_loss(logits, labels, self.criterion)
+                with torch.no_grad():
+                    c1, c5 = self.task.correct(logits, labels)
+                n = images.shape[0]
                 loss_v, c1_v, c5_v = torch.stack([loss.detach().float(), c1.float(), c5.float()]).tolist()
                 step += 1
                 bad, stopping = d.flags([not math.isfinite(loss_v), stop.poll()], device)
@@ -670,9 +684,9 @@ class _Run:
         loss_sum = c1_sum = c5_sum = count = 0.0
         self.task.evaluate_start(device)
         for images, labels in self.val_loader:
-            images, labels = self._to(images), labels.to(device, non_blocking=True)
+            images, labels = self._to(images), self.task.to_device(labels, device)
             with self._autocast():
-                logits = self.eval_model(images)
+                logits = self.task.forward(self.eval_model, images, labels, train=False)
             loss = self.task.loss_sum(logits, labels)
             c1, c5 = self.task.correct(logits, labels)
             self.task.evaluate_update(logits, labels)
@@ -680,7 +694,7 @@ class _Run:
             loss_sum += l
             c1_sum += a
             c5_sum += b
-            count += labels.shape[0]
+            count += images.shape[0]
         self.forward.train()
         loss_sum, c1_sum, c5_sum, count = d.sum([loss_sum, c1_sum, c5_sum, count], device)
         extra = self.task.evaluate_finish()  # e.g. mIoU (torchmetrics syncs its state across processes)
@@ -770,32 +784,45 @@ class _Run:
         result = TrainResult(self.run_dir, cfg, list(self.log.rows), self.epoch)
         best, final = result.best, result.final
         if final is not None:
-            metric, key = ("mIoU", "val_miou") if final.get("val_miou") is not None else ("top-1", "val_top1")
+            metric, key = (("mIoU", "val_miou") if final.get("val_miou") is not None
+                           else ("mask mAP@0.5", "val_mask_map50") if final.get("val_mask_map50") is not None
+                           else ("mAP@0.5", "val_map50") if final.get("val_map50") is not None
+                           else ("top-1", "val_top1"))
             self.say(f"done: {self.epoch} epochs; val {metric} {_fmt_pct(final[key])}"
                      + (f" (best {_fmt_pct(best[key])} at epoch {best['epoch']})" if best else "")
                      + f"; weights in {self.run_dir / ckpt.MODEL_FILE}")
         return result
 
     def _row(self, epoch: int, sums: dict[str, float], val: dict[str, float]) -> dict[str, Any]:
-        k5 = self.task.top5
+        k5, k1 = self.task.top5, self.task.has_accuracy
         n, vn = max(sums["count"], 1), max(val["count"], 1)
         return {
             "epoch": epoch, "step": self.global_step, "lr": self.optimizer.param_groups[0]["lr"],
-            "train_loss": sums["loss"] / n, "train_top1": sums["correct1"] / n,
+            "train_loss": sums["loss"] / n, "train_top1": sums["correct1"] / n if k1 else None,
             "train_top5": sums["correct5"] / n if k5 else None,
-            "val_loss": val["loss"] / vn, "val_top1": val["correct1"] / vn,
+            "val_loss": val["loss"] / vn, "val_top1": val["correct1"] / vn if k1 else None,
             "val_top5": val["correct5"] / vn if k5 else None,
             "images_per_s": sums["new_images"] / max(sums["train_seconds"], 1e-9),
             "seconds": sums["seconds"] + val.get("seconds", 0.0),
             "val_miou": val.get("miou"),  # segmentation only (None when classifying)
+            # detection only: box (and mask) mAP at IoU 0.5 and averaged over 0.5:0.95
+            "val_map50": val.get("map50"), "val_map": val.get("map"),
+            "val_mask_map50": val.get("mask_map50"), "val_mask_map": val.get("mask_map"),
         }
 
     def _print(self, r: dict[str, Any]) -> None:
         width = len(str(self.cfg.epochs))
         self.say(f"epoch {r['epoch']:>{width}}/{self.cfg.epochs}  "
-                 f"train loss {r['train_loss']:.4f} top1 {_fmt_pct(r['train_top1'])}  "
-                 f"val loss {r['val_loss']:.4f} top1 {_fmt_pct(r['val_top1'])} top5 {_fmt_pct(r['val_top5'])}  "
+                 f"train loss {r['train_loss']:.4f}"
+                 + (f" top1 {_fmt_pct(r['train_top1'])}" if r.get("train_top1") is not None else "")
+                 + f"  val loss {r['val_loss']:.4f}"
+                 + (f" top1 {_fmt_pct(r['val_top1'])} top5 {_fmt_pct(r['val_top5'])}"
+                    if r.get("val_top1") is not None else "") + "  "
                  + (f"mIoU {_fmt_pct(r['val_miou'])}  " if r.get("val_miou") is not None else "")
+                 + (f"mAP@0.5 {_fmt_pct(r['val_map50'])} mAP {_fmt_pct(r['val_map'])}  "
+                    if r.get("val_map50") is not None else "")
+                 + (f"mask mAP@0.5 {_fmt_pct(r['val_mask_map50'])}  " if r.get("val_mask_map50") is not None
+                    else "")
                  + f"{r['images_per_s']:,.0f} img/s  {r['seconds']:.1f} s")
 
     def close(self) -> None:

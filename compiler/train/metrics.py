@@ -14,10 +14,12 @@ from typing import Any
 from .checkpoint import atomic_write, atomic_write_text
 
 COLUMNS = ("epoch", "step", "lr", "train_loss", "train_top1", "train_top5", "val_loss", "val_top1", "val_top5",
-           "images_per_s", "seconds", "val_miou")
+           "images_per_s", "seconds", "val_miou", "val_map50", "val_map", "val_mask_map50", "val_mask_map")
 """Columns of metrics.csv; accuracies are fractions in [0, 1], top-5 is null under 5 classes.
 Segmentation runs: top-1 is the pixel accuracy, val_miou the mean IoU over classes (null when
-classifying)."""
+classifying). Detection runs: val_map50 / val_map are the box mAP at IoU 0.5 and over 0.5:0.95
+(COCO's, via torchmetrics), val_mask_map50 / val_mask_map the same for instance masks; YOLO runs
+have no top-1 (null), region classifiers report the fraction of regions classified right."""
 
 
 class MetricsLog:
@@ -99,8 +101,10 @@ class MetricsLog:
         acc_ax.plot(epochs, series("val_top1", 100), label="val top-1", **style)
         if any(r.get("val_top5") is not None for r in self.rows):
             acc_ax.plot(epochs, series("val_top5", 100), label="val top-5", linestyle="--", **style)
-        if any(r.get("val_miou") is not None for r in self.rows):
-            acc_ax.plot(epochs, series("val_miou", 100), label="val mIoU", linestyle="--", **style)
+        for key, label in (("val_miou", "val mIoU"), ("val_map50", "val mAP@0.5"), ("val_map", "val mAP"),
+                           ("val_mask_map50", "val mask mAP@0.5")):
+            if any(r.get(key) is not None for r in self.rows):
+                acc_ax.plot(epochs, series(key, 100), label=label, linestyle="--", **style)
         acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
         for ax in (loss_ax, acc_ax):
             ax.grid(True, alpha=0.3)

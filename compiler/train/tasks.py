@@ -23,27 +23,68 @@ import torch
 
 from ..errors import Problem, SpecError
 
-CLASSIFICATION, SEGMENTATION = "classification", "segmentation"
+CLASSIFICATION, SEGMENTATION, DETECTION, REGIONS = "classification", "segmentation", "detection", "regions"
+
+
+def image_input(spec) -> str:
+    """The input the dataset's images feed: the first with a [C, H, W] shape (a detection spec
+    may also take boxes, [R, 4])."""
+    return next((name for name, shape in spec.inputs.items() if len(shape) == 3), next(iter(spec.inputs)))
+
+
+def boxes_input(spec) -> str | None:
+    """The input that takes regions of interest ([R, 4] boxes), if any."""
+    return next((name for name, shape in spec.inputs.items() if len(shape) == 2 and shape[1] == 4), None)
 
 
 def task_of(spec, analysis) -> str:
-    """"segmentation" when the (one) output is [C, H, W] with the (one) input's H and W, else
-    "classification" (whose shape problems `check_compatible` reports)."""
+    """What the spec's outputs say it learns:
+    - "detection": the output is a `yolo_head` (boxes and classes on a grid, YOLO v1's loss);
+    - "regions": the spec takes boxes as well as an image (R-CNN, Fast R-CNN, Mask R-CNN heads
+      that classify, refine and mask given regions);
+    - "segmentation": the (one) output is [C, H, W] with the image's H and W;
+    - "classification" otherwise (whose shape problems `check_compatible` reports)."""
     graph = analysis.graph
-    out = tuple(graph.shapes[graph.outputs[0]])
-    image = tuple(next(iter(spec.inputs.values())))
+    out_id = graph.outputs[0]
+    node = next((n for n in spec.nodes if n.id == out_id), None)
+    if node is not None and node.op == "yolo_head":
+        return DETECTION
+    if boxes_input(spec) is not None and len(spec.inputs) == 2:
+        return REGIONS
+    out = tuple(graph.shapes[out_id])
+    image = tuple(spec.inputs[image_input(spec)])
     if len(out) == 3 and len(image) == 3 and out[1:] == image[1:]:
         return SEGMENTATION
     return CLASSIFICATION
 
 
 class Task:
-    """The classification task; `SegmentationTask` overrides what differs per pixel."""
+    """The classification task; `SegmentationTask` overrides what differs per pixel, the
+    detection tasks (compiler.train.detection) what differs for boxes.
+
+    The loop asks a task for everything that depends on what is learnt: how a batch is collated
+    and moved, how the model is called (one image input, or images and sampled regions), the
+    training loss, the accuracy counts, and the metrics of the validation split."""
 
     kind = CLASSIFICATION
+    collate = None
+    """The DataLoader's collate_fn (None: the default, stacking labels)."""
+    has_accuracy = True
+    """False when top-1 means nothing for the task (then rows carry null for it)."""
 
     def __init__(self, num_classes: int):
         self.num_classes = num_classes
+
+    def to_device(self, target, device: torch.device):
+        return target.to(device, non_blocking=True)
+
+    def forward(self, model, images: torch.Tensor, target, train: bool):
+        """The model's outputs for a batch (a task may feed more than the images)."""
+        return model(images)
+
+    def train_loss(self, outputs, target, criterion: torch.nn.Module) -> torch.Tensor:
+        """The loss to minimise, averaged over the batch."""
+        return criterion(outputs.float(), target)
 
     @property
     def top5(self) -> bool:
@@ -129,18 +170,26 @@ class SegmentationTask(Task):
         return {"miou": value}
 
 
-def make_task(kind: str, num_classes: int) -> Task:
+def make_task(kind: str, num_classes: int, spec=None, analysis=None) -> Task:
+    if kind in (DETECTION, REGIONS):
+        from .detection import make_detection_task
+
+        return make_detection_task(kind, num_classes, spec, analysis)
     return SegmentationTask(num_classes) if kind == SEGMENTATION else Task(num_classes)
 
 
 def dataset_problem(kind: str, info) -> str | None:
     """Why a dataset cannot serve a task (None when it can)."""
-    if info.task == kind:
+    wanted = DETECTION if kind == REGIONS else kind
+    if info.task == wanted:
         return None
     if kind == SEGMENTATION:
         return (f"dataset {info.name!r} has no per-pixel masks; a spec whose output is [classes, H, W] learns "
                 "segmentation, which trains on dataset: shapes (its masks)")
-    return f"dataset {info.name!r} is a {info.task} dataset; training takes classification datasets for now"
+    if kind in (DETECTION, REGIONS):
+        return (f"dataset {info.name!r} has no boxes; a detection spec trains on dataset: shapes with "
+                "dataset_options: {task: detection, objects: [1, 3]} (its scenes)")
+    return f"dataset {info.name!r} is a {info.task} dataset; a spec whose output is [classes] classifies images"
 
 
 # -- predictions for a UI -------------------------------------------------------------------------
@@ -190,9 +239,11 @@ def _as_uint8(dataset, index: int, normalised: torch.Tensor) -> torch.Tensor:
     return (normalised * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
-def validation_predictions(run_dir: str | Path, n: int = 8, device: str | torch.device = "cpu") -> MaskPredictions:
-    """Masks that the model saved in a run directory predicts for the first `n` validation
-    images of the run's own dataset (its size, seed and options)."""
+def validation_predictions(run_dir: str | Path, n: int = 8, device: str | torch.device = "cpu"):
+    """What the model saved in a run directory predicts for the first `n` validation images of
+    the run's own dataset (its size, seed and options): `MaskPredictions` for a segmentation run,
+    `compiler.train.detection.DetectionPredictions` (boxes, scores, labels, masks) for a detection
+    run. Raises ValueError for a classification run (the designer draws those itself)."""
     import compiler
     from compiler.data import build_dataset
 
@@ -200,19 +251,33 @@ def validation_predictions(run_dir: str | Path, n: int = 8, device: str | torch.
 
     state = load_checkpoint(run_dir, device)
     spec = compiler.load(state["spec"]["document"], vars=dict(state["spec"].get("vars") or {}))
+    analysis = compiler.analyze(spec)
+    kind = task_of(spec, analysis)
+    if kind == CLASSIFICATION:
+        raise ValueError(f"{run_dir} is a classification run: it predicts labels, not masks or boxes")
     cfg: dict[str, Any] = dict(state.get("config") or {})
-    shape = next(iter(spec.inputs.values()))
+    shape = spec.inputs[image_input(spec)]
     size = cfg.get("size") or [shape[1], shape[2]]
     options = dict(cfg.get("dataset_options") or {})
-    options.update(task=SEGMENTATION, val_size=max(n, 1), progress=False)
+    options.update(val_size=max(n, 1), progress=False)
+    if kind == SEGMENTATION:
+        options["task"] = SEGMENTATION
+    else:
+        options.setdefault("task", DETECTION)
+        options.setdefault("objects", [1, 3])
     if cfg.get("root") is not None:
         options["root"] = cfg["root"]
     dataset, info = build_dataset(cfg.get("dataset", "shapes"), "val", size=size, seed=int(cfg.get("seed", 0)),
                                   **options)
     model = compiler.build(spec, device=device)
     model.load_state_dict(state["model"])
-    return predict_masks(model, dataset, n, info.classes, device)
+    if kind == SEGMENTATION:
+        return predict_masks(model, dataset, n, info.classes, device)
+    from .detection import predict_detections
+
+    task = make_task(kind, info.num_classes, spec, analysis)
+    return predict_detections(model, task, dataset, n, info.classes, device)
 
 
-__all__ = ["CLASSIFICATION", "SEGMENTATION", "MaskPredictions", "SegmentationTask", "Task", "dataset_problem",
+__all__ = ["CLASSIFICATION", "DETECTION", "REGIONS", "SEGMENTATION", "boxes_input", "image_input", "MaskPredictions", "SegmentationTask", "Task", "dataset_problem",
            "make_task", "predict_masks", "task_of", "validation_predictions"]
