@@ -570,26 +570,27 @@ def train_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
     runs: list = st.session_state.setdefault("train_runs", [])
     text = st.session_state[YAML]
     defaults = tp.form_defaults(text)
-    if st.session_state.get("train_defaults") != defaults:  # another spec, another train: section
-        for key in ("train_dataset", "train_epochs", "train_batch", "train_lr", "train_optimizer", "train_device",
-                    "train_size", "train_val"):
-            st.session_state.pop(key, None)
+    names, devs = tp.datasets(), tp.devices()
+    if st.session_state.get("train_defaults") != defaults or "train_batch" not in st.session_state:
+        # set through session state (not only the widgets' `value`), so a browser that still holds
+        # the previous spec's values gets the new ones too
+        st.session_state.update(
+            train_dataset=defaults["dataset"] if defaults["dataset"] in names else names[0],
+            train_epochs=int(defaults["epochs"]), train_batch=int(defaults["batch_size"]),
+            train_lr=float(defaults["lr"]), train_optimizer=defaults["optimizer"], train_device=defaults["device"],
+            train_size=int(defaults["train_size"]), train_val=int(defaults["val_size"]))
         st.session_state["train_defaults"] = defaults
     with st.form("train_form"):
         c1, c2, c3, c4 = st.columns(4)
-        names = tp.datasets()
-        dataset = c1.selectbox("Dataset", names, index=names.index(defaults["dataset"])
-                               if defaults["dataset"] in names else 0, key="train_dataset")
-        epochs = c2.number_input("Epochs", 1, 10_000, int(defaults["epochs"]), key="train_epochs")
-        batch = c3.number_input("Batch size", 1, 65_536, int(defaults["batch_size"]), key="train_batch")
-        lr = c4.number_input("Learning rate", 1e-6, 10.0, float(defaults["lr"]), format="%.4g", key="train_lr")
+        dataset = c1.selectbox("Dataset", names, key="train_dataset")
+        epochs = c2.number_input("Epochs", 1, 10_000, key="train_epochs")
+        batch = c3.number_input("Batch size", 1, 65_536, key="train_batch")
+        lr = c4.number_input("Learning rate", 1e-6, 10.0, format="%.4g", key="train_lr")
         c5, c6, c7, c8 = st.columns(4)
-        optimizer = c5.selectbox("Optimizer", tp.OPTIMIZERS, index=tp.OPTIMIZERS.index(defaults["optimizer"]),
-                                 key="train_optimizer")
-        devs = tp.devices()
-        device = c6.selectbox("Device", devs, index=devs.index(defaults["device"]), key="train_device")
-        train_size = c7.number_input("Train images", 1, 10_000_000, int(defaults["train_size"]), key="train_size")
-        val_size = c8.number_input("Validation images", 1, 10_000_000, int(defaults["val_size"]), key="train_val")
+        optimizer = c5.selectbox("Optimizer", tp.OPTIMIZERS, key="train_optimizer")
+        device = c6.selectbox("Device", devs, key="train_device")
+        train_size = c7.number_input("Train images", 1, 10_000_000, key="train_size")
+        val_size = c8.number_input("Validation images", 1, 10_000_000, key="train_val")
         pressed = st.form_submit_button("Start", disabled=job.running or s.sweep.running, type="primary")
     if pressed:
         problem = tp.check_trainable(text, overrides or {}, s.file)
@@ -721,28 +722,26 @@ def sweep_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
                 "as `$width`.")
     else:
         if state.get("sweep_var") not in names:
-            state["sweep_var"] = names[0]
+            state["sweep_var"] = sw.default_var(names)
         var = st.selectbox("Var", names, key="sweep_var", format_func=lambda n: f"{n} (now {s.base_vars.get(n)!r})")
         stamp = (var, repr(s.base_vars[var]))
         if state.get("sweep_stamp") != stamp or "sweep_values" not in state:  # another var, or its value changed
             state["sweep_values"] = sw.suggest_values(s.base_vars[var])
             state["sweep_stamp"] = stamp
         defaults = tp.form_defaults(text)
-        if state.get("sweep_defaults") != defaults:  # another spec, another train: section
-            for key in ("sweep_epochs", "sweep_train", "sweep_val", "sweep_batch"):
-                state.pop(key, None)
+        if state.get("sweep_defaults") != defaults or "sweep_batch" not in state:  # another train: section
+            state.update(sweep_epochs=min(int(defaults["epochs"]), 2),
+                         sweep_train=min(int(defaults["train_size"]), 1024),
+                         sweep_val=min(int(defaults["val_size"]), 256), sweep_batch=int(defaults["batch_size"]))
             state["sweep_defaults"] = defaults
         with st.form("sweep_form"):
             values_text = st.text_input("Values", key="sweep_values",
                                         help=f"Numbers separated by commas or spaces (at most {sw.MAX_VALUES}).")
             c1, c2, c3, c4 = st.columns(4)
-            epochs = c1.number_input("Epochs per value", 1, 10_000, min(int(defaults["epochs"]), 2),
-                                     key="sweep_epochs")
-            train_size = c2.number_input("Train images", 1, 10_000_000, min(int(defaults["train_size"]), 1024),
-                                         key="sweep_train")
-            val_size = c3.number_input("Validation images", 1, 10_000_000, min(int(defaults["val_size"]), 256),
-                                       key="sweep_val")
-            batch = c4.number_input("Batch size", 1, 65_536, int(defaults["batch_size"]), key="sweep_batch")
+            epochs = c1.number_input("Epochs per value", 1, 10_000, key="sweep_epochs")
+            train_size = c2.number_input("Train images", 1, 10_000_000, key="sweep_train")
+            val_size = c3.number_input("Validation images", 1, 10_000_000, key="sweep_val")
+            batch = c4.number_input("Batch size", 1, 65_536, key="sweep_batch")
             busy = job.running or s.train.running
             pressed = st.form_submit_button("Start sweep", disabled=busy, type="primary",
                                             help="One training at a time per session: wait for the Train tab's "

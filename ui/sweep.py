@@ -78,6 +78,15 @@ def sweepable(vars: dict[str, Any]) -> list[str]:
     return [k for k, v in vars.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
+CLASS_VARS = ("classes", "num_classes", "n_classes")
+
+
+def default_var(names: list[str]) -> str:
+    """The var a sweep proposes first: the first that is not a class count (the dataset fixes
+    that one: `classes: 6` swept to 3 or 12 only fails to train)."""
+    return next((n for n in names if n not in CLASS_VARS), names[0])
+
+
 def suggest_values(value: Any) -> str:
     """Values to start from around a var's own: half, itself, double (16 -> '8, 16, 32')."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

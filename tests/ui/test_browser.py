@@ -4,8 +4,9 @@ Playwright through Debian's Chromium (/usr/bin/chromium; never a downloaded brow
 Opens the app, inserts a block from the palette, picks resnet18 from the zoo, waits for the
 graph's SVG, downloads it as a file, types an error into the editor and waits for its line
 to be reported; then pastes a tiny spec, starts training in the Train tab, watches the
-progress change and stops the run. Screenshots (designer-graph.png, designer-error.png,
-designer-train.png) go to a temporary folder, or to docs/screenshots/ when
+progress change and stops the run; runs a 2-value sweep in the Sweep tab; switches to the code
+editor (Ace) and types an error into it. Screenshots (designer-graph.png, designer-error.png,
+designer-train.png, designer-sweep.png) go to a temporary folder, or to docs/screenshots/ when
 BLOCKGRAPH_SCREENSHOTS=1 (to refresh the pictures the docs show). Skipped when Chromium or
 Playwright is missing.
 """
@@ -198,5 +199,33 @@ def test_designer_in_chromium(server, shots):
             page.get_by_text(re.compile(r"run 1.*stopped")).first.wait_for(timeout=30_000)
             page.get_by_role("button", name="Resume").wait_for()
             screenshot(page, shots, "designer-train.png")
+
+            # a 2-value sweep of TINY's width: the table fills with both values done
+            page.get_by_role("tab", name="Sweep").click()
+            values = page.get_by_role("textbox", name="Values")
+            expect(values).to_have_value("4, 8, 16")  # proposed around width: 8
+            values.fill("4, 8")
+            for label, value in (("Epochs per value", "1"), ("Train images", "64"), ("Validation images", "32")):
+                box = page.get_by_role("spinbutton", name=label)
+                box.fill(value)
+                box.press("Tab")
+            page.get_by_role("button", name="Start sweep").click()
+            page.get_by_text(re.compile(r"sweep 1: .*: done")).first.wait_for(timeout=90_000)
+            table = page.locator('[data-testid="stDataFrame"]').last
+            expect(table).to_contain_text("done")
+            page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()  # accuracy vs parameters
+            screenshot(page, shots, "designer-sweep.png")
+
+            # the code editor: an error typed into Ace is reported and its line marked
+            page.get_by_role("tab", name="Design").click()
+            page.get_by_text("Plain text editor").click()
+            ace = page.frame_locator('iframe[title*="streamlit_ace"]').first
+            ace.locator(".ace_content").wait_for()
+            ace.locator(".ace_text-input").focus()
+            page.keyboard.press("Control+End")
+            page.keyboard.type("\nbogus_key: 1")
+            page.get_by_text(re.compile(r"unknown key 'bogus_key'")).first.wait_for()
+            ace.locator(".ace_gutter-cell.ace_error").first.wait_for()
+            assert ace.locator(".ace_error-marker").count() == 1
         finally:
             browser.close()

@@ -51,9 +51,10 @@ def test_suggested_values_are_half_self_double_and_parse_back():
     assert sw.parse_values(sw.suggest_values(16)) == [8, 16, 32]
 
 
-def test_only_numeric_vars_are_sweepable():
+def test_only_numeric_vars_are_sweepable_and_a_class_count_is_not_proposed_first():
     assert sw.sweepable({"width": 8, "drop": 0.1, "flag": True, "name": "x", "classes": 6}) == \
         ["width", "drop", "classes"]
+    assert sw.default_var(["classes", "width"]) == "width" and sw.default_var(["classes"]) == "classes"
 
 
 def test_settings_come_from_the_train_section_with_the_tab_s_on_top():
@@ -124,8 +125,7 @@ def test_app_two_value_sweep_fills_its_table(app):
     app.session_state["yaml"] = TINY
     app.run()
     assert "Sweep" in [t.label for t in app.tabs]
-    app.selectbox(key="sweep_var").set_value("width")
-    app.run()
+    assert app.selectbox(key="sweep_var").value == "width"  # TINY's vars: {classes: 6, width: 8}
     assert app.text_input(key="sweep_values").value == "4, 8, 16"  # proposed around width 8
     app.text_input(key="sweep_values").input("4, 8")
     for key, value in (("sweep_epochs", 1), ("sweep_train", 64), ("sweep_val", 32)):
