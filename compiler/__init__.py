@@ -22,11 +22,14 @@ __version__ = "0.1.0"
 
 
 def build(spec_or_path, device=None, dtype=None, seed: int | None = None,
-          vars: dict[str, Any] | None = None) -> "torch.fx.GraphModule":
-    """Compile a spec, a path or YAML text to a `torch.fx.GraphModule` (see compiler.fx)."""
+          vars: dict[str, Any] | None = None, max_memory: int | float | str | None = None) -> "torch.fx.GraphModule":
+    """Compile a spec, a path or YAML text to a `torch.fx.GraphModule` (see compiler.fx).
+    A spec whose weights need more than the memory budget is refused with a located
+    `compiler.budget.BudgetError` (a SpecError): `max_memory` (bytes or "8G") raises the budget
+    (default: $BLOCKGRAPH_MAX_MEMORY, else half the available memory; device="meta" is never refused)."""
     from .fx import build as _build
 
-    return _build(spec_or_path, device=device, dtype=dtype, seed=seed, vars=vars)
+    return _build(spec_or_path, device=device, dtype=dtype, seed=seed, vars=vars, max_memory=max_memory)
 
 
 def train(spec=None, config=None, *, vars: dict[str, Any] | None = None, resume=None, quiet: bool = False,

@@ -28,6 +28,16 @@ def _parse_var(text: str) -> tuple[str, Any]:
     return name.strip(), value
 
 
+def _parse_max_memory(text: str) -> str:
+    from .budget import parse_size
+
+    try:
+        parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="blockgraph", description="Neural networks as YAML graphs of blocks.")
     p.add_argument("--version", action="version", version=f"blockgraph {_version()}")
@@ -38,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     def with_vars(cmd: argparse.ArgumentParser) -> argparse.ArgumentParser:
         cmd.add_argument("--var", "-D", action="append", default=[], type=_parse_var, metavar="NAME=VALUE",
                          help="override a var of the spec (repeatable)")
+        return cmd
+
+    def with_max_memory(cmd: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        cmd.add_argument("--max-memory", type=_parse_max_memory, metavar="SIZE",
+                         help="memory budget for weights (and training), e.g. 8G or 512M; default "
+                              "$BLOCKGRAPH_MAX_MEMORY, else half the available memory")
         return cmd
 
     v = with_vars(sub.add_parser("validate", help="check specs: syntax, keys, wiring and shapes"))
@@ -70,10 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--browser", action="store_true", help="also open a browser window")
     sc = sub.add_parser("schema", help="print the JSON Schema of spec files (for editors)")
     sc.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of printing it")
-    b = with_vars(sub.add_parser("build", help="compile to a PyTorch module and report it"))
+    b = with_max_memory(with_vars(sub.add_parser("build", help="compile to a PyTorch module and report it")))
     b.add_argument("file", metavar="FILE")
     b.add_argument("--code", action="store_true", help="print the generated forward()")
-    t = with_vars(sub.add_parser("train", help="train a spec on a dataset: metrics, checkpoints, resume, torchrun"))
+    t = with_max_memory(with_vars(sub.add_parser("train", help="train a spec on a dataset: metrics, checkpoints, resume, torchrun")))
     t.add_argument("file", nargs="?", default=None, metavar="SPEC", help="the spec to train (not with --resume)")
     t.add_argument("--config", metavar="FILE", help="a YAML file of train settings (over the spec's train: section)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR exactly")
@@ -90,13 +106,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], type=_parse_var, metavar="KEY=VALUE",
                    help="set any train setting, e.g. --set schedule=step (repeatable)")
     t.add_argument("-q", "--quiet", action="store_true", help="print only problems and the final line")
-    w = with_vars(sub.add_parser("import-weights", help="map another model's weights onto the spec (by structure)"))
+    w = with_max_memory(with_vars(sub.add_parser("import-weights", help="map another model's weights onto the spec (by structure)")))
     w.add_argument("file", metavar="SPEC")
     w.add_argument("--from", dest="source", required=True, metavar="SOURCE",
                    help="torchvision:NAME[:WEIGHTS], timm:NAME, reference (the spec's own), or a .safetensors/.pt file")
     w.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the weights (.safetensors)")
     w.add_argument("--no-strict", action="store_true", help="import what pairs up even if tensors are left unmatched")
-    e = with_vars(sub.add_parser("export", help="write ONNX, TorchScript, a torch.export program or a standalone .py"))
+    e = with_max_memory(with_vars(sub.add_parser("export", help="write ONNX, TorchScript, a torch.export program or a standalone .py")))
     e.add_argument("file", metavar="SPEC")
     e.add_argument("--format", "-f", required=True, choices=["onnx", "torchscript", "exported", "python"],
                    help="onnx, torchscript, exported (torch.export .pt2) or python (a file needing only torch)")
@@ -432,6 +448,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PluginError as exc:
         print(f"blockgraph: error: {exc}", file=sys.stderr)
         return 2
+    from .budget import ENV as MAX_MEMORY_ENV, explicit_budget
+
+    saved_budget = os.environ.get(MAX_MEMORY_ENV)
+    try:
+        explicit_budget()
+    except ValueError as exc:
+        print(f"blockgraph: error: {exc}", file=sys.stderr)
+        return 2
+    if getattr(args, "max_memory", None) is not None:  # seen by every build and by training
+        os.environ[MAX_MEMORY_ENV] = args.max_memory
     try:
         return handler(args)
     except SpecError as exc:
@@ -446,6 +472,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{Loc(getattr(args, 'file', '-'), 1, 1)}: internal error: {type(exc).__name__}: {exc} "
               "(please report this with the spec)", file=sys.stderr)
         return 1
+    finally:
+        if saved_budget is None:
+            os.environ.pop(MAX_MEMORY_ENV, None)
+        else:
+            os.environ[MAX_MEMORY_ENV] = saved_budget
 
 
 if __name__ == "__main__":  # pragma: no cover

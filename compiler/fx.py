@@ -19,6 +19,7 @@ from torch import nn
 
 from . import init as init_policies
 from .analysis import analyze
+from .budget import check_build
 from .errors import SpecError
 from .graph import Graph
 from .spec import Spec, load
@@ -103,16 +104,20 @@ def build_graph_module(graph: Graph) -> torch.fx.GraphModule:
 
 def build(spec_or_path: Spec | str | os.PathLike, device: str | torch.device | None = None,
           dtype: torch.dtype | None = None, seed: int | None = None,
-          vars: dict[str, Any] | None = None) -> torch.fx.GraphModule:
+          vars: dict[str, Any] | None = None, max_memory: Any = None) -> torch.fx.GraphModule:
     """Compile a spec (or a path / YAML text) to a `torch.fx.GraphModule`.
 
     `device="meta"` allocates nothing; otherwise weights are created on `device` (default
     CPU) and initialised by the spec's `init:` policies, seeded by `seed` or `init.seed`.
+    Before that, a spec whose weights need more than the memory budget (`max_memory`, see
+    compiler.budget) is refused with a located BudgetError.
     """
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load(spec_or_path, vars=vars)
-    graph = analyze(spec).graph
-    gm = build_graph_module(graph)
+    analysis = analyze(spec)
+    graph = analysis.graph
     device = torch.device(device) if device is not None else torch.device("cpu")
+    check_build(analysis, device, max_memory, dtype)
+    gm = build_graph_module(graph)
     if device.type != "meta":
         gm.to_empty(device=device)
         initialize(gm, spec, seed)

@@ -37,6 +37,7 @@ from . import checkpoint as ckpt
 from .config import Source, TrainConfig, cli_source, config_problem, file_source, resolve_config, \
     spec_source
 from .device import estimate_bytes, fmt_bytes, free_memory, pick_device
+from ..budget import explicit_budget
 from .distributed import Dist, detect, init
 from .metrics import MetricsLog
 from .tasks import dataset_problem, image_input, make_task, task_of
@@ -397,17 +398,24 @@ class _Run:
         analysis = self.analysis = compiler.analyze(self.spec, batch=self.batch)
         need, weights, acts = estimate_bytes(analysis)
         free, source = free_memory(self.device)
-        if free is None:
+        try:  # --max-memory / $BLOCKGRAPH_MAX_MEMORY replace memory_budget x the free memory
+            cap = explicit_budget()
+        except ValueError as exc:
+            raise TrainError(str(exc)) from None
+        if free is None and cap is None:
             return
         sharing = d.local_world_size if self.device.type == "cpu" else 1
-        budget = free * cfg.memory_budget
+        budget = cap[0] if cap else free * cfg.memory_budget
         if need * sharing > budget:
             per = f" per process, x{sharing} processes" if sharing > 1 else ""
+            limit = (f"the budget ({cap[1]})" if cap else
+                     f"memory_budget {cfg.memory_budget:g} x {fmt_bytes(free)} ({source})")
             raise TrainError(
                 f"{self.spec.name} needs about {fmt_bytes(need * sharing)} to train at batch {self.batch}{per} "
                 f"(weights, gradients and optimizer state {fmt_bytes(weights)} + activations {fmt_bytes(acts)}), "
-                f"more than memory_budget {cfg.memory_budget:g} x {fmt_bytes(free)} ({source}) = "
-                f"{fmt_bytes(budget)} on {self.device}: lower batch_size, use a smaller spec or raise memory_budget")
+                f"more than {limit} = "
+                f"{fmt_bytes(budget)} on {self.device}: lower batch_size, use a smaller spec or raise "
+                + ("--max-memory / BLOCKGRAPH_MAX_MEMORY" if cap else "memory_budget"))
 
     def _data(self) -> None:
         from compiler.data import DatasetError, build_dataset
