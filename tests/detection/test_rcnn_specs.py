@@ -157,3 +157,39 @@ def test_summary_marks_per_region_rows(capsys):
     out = capsys.readouterr().out
     assert "64 x 128x7x7" in out and "64 x 7 " in out
     assert "one row per region" in out
+
+
+def test_one_training_step_on_shapes_scenes_with_sampled_rois():
+    """The contract end to end: shapes scenes -> sliding windows + sample_rois -> the spec ->
+    cross-entropy on cls (0 = background), smooth L1 on the labelled class's deltas, BCE on the
+    labelled class's mask; every parameter that a label can reach gets a finite gradient."""
+    from torchvision.ops import roi_align as tv_roi_align
+
+    from compiler.data import build_dataset
+    from compiler.detection.proposals import box_targets, class_deltas, sample_rois, sliding_windows
+
+    dataset, _ = build_dataset("shapes", "train", size=64, task="detection", objects=(1, 3), train_size=2)
+    images, rois, labels, targets, masks = [], [], [], [], []
+    windows = sliding_windows(64)
+    gen = torch.Generator().manual_seed(0)
+    for i in range(2):
+        image, target = dataset[i]
+        r, lab, matched = sample_rois(windows, target["boxes"], target["labels"], 16, generator=gen)
+        assert (lab[:4] > 0).all() and (lab[4:] == 0).all()  # a quarter foreground, GT included
+        assert (lab[:4] == target["labels"][matched[:4]] + 1).all()
+        gt = target["boxes"][matched.clamp(min=0)]
+        images.append(image), rois.append(r), labels.append(lab), targets.append(box_targets(r, gt))
+        m = tv_roi_align(target["masks"][matched.clamp(min=0)][:, None].float(),
+                         list(r[:, None]), (28, 28), 1.0, sampling_ratio=2, aligned=True)[:, 0]
+        masks.append(m)
+    image, boxes = torch.stack(images), torch.stack(rois)
+    labels, targets, masks = torch.cat(labels), torch.cat(targets), torch.cat(masks)
+    fg = labels > 0
+    model = compiler.build(SPECS["mask_rcnn"], seed=0).train()
+    cls, box, mask = model(image, boxes)
+    assert cls.shape == (32, K) and box.shape == (32, 4 * K) and mask.shape == (32, K, 28, 28)
+    loss = F.cross_entropy(cls, labels) + F.smooth_l1_loss(class_deltas(box, labels)[fg], targets[fg]) \
+        + F.binary_cross_entropy_with_logits(mask[torch.arange(32), labels][fg], masks[fg])
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
