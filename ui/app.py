@@ -627,8 +627,13 @@ def train_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
             st.dataframe(current.rows, hide_index=True, width="stretch", key=None)
             st.line_chart({"train_loss": [r["train_loss"] for r in current.rows],
                            "val_loss": [r["val_loss"] for r in current.rows]})
-            st.line_chart({"train_top1": [r["train_top1"] for r in current.rows],
+            st.line_chart({"train_top1": [r.get("train_top1") for r in current.rows],
                            "val_top1": [r.get("val_top1") for r in current.rows]})
+            from ui.sweep import metric_of
+
+            measure = metric_of(current.rows)
+            if measure != "val_top1":  # segmentation (mIoU), detection (mAP@0.5)
+                st.line_chart({measure: [r.get(measure) for r in current.rows]})
         if job.running:
             st.button("Stop", key="train_stop", on_click=job.cancel)
         elif current.state == "stopped":
@@ -803,7 +808,7 @@ def sweep_chart(sweep) -> None:
     rows = sw.plot_rows(sweep)
     if not rows:
         return
-    metric = "best val mIoU (%)" if sweep.metric == "val_miou" else "best val accuracy (%)"
+    metric = sw.column(sweep).replace(" %", " (%)").replace("val acc ", "val accuracy ")
     cols = st.columns(2)
     for col, axis in zip(cols, ("parameters", "MACs")):
         data = sorted((r for r in rows if r["axis"] == axis), key=lambda r: r["cost"])

@@ -38,7 +38,8 @@ class Point:
     params: int | None = None
     macs: int | None = None
     best: float | None = None
-    """The best validation accuracy over the epochs (val_top1; val_miou for segmentation), 0-1."""
+    """The best validation measure over the epochs, 0-1: val_top1 (classification), val_miou
+    (segmentation), val_map50 / val_mask_map50 (detection), as TrainResult.metric picks it."""
     best_epoch: int | None = None
     seconds: float | None = None
     """Wall time of the training (loading and analysing not included)."""
@@ -196,10 +197,23 @@ def run_sweep(sweep: Sweep, root: Path, *, job) -> Sweep:
         point.seconds = time.perf_counter() - start
         best = result.best
         if best is not None:
-            sweep.metric = "val_miou" if best.get("val_miou") is not None else "val_top1"
+            sweep.metric = metric_of(result.history)
             point.best, point.best_epoch = best.get(sweep.metric), best.get("epoch")
         point.state = "done"
     return sweep
+
+
+METRICS = {"val_mask_map50": "mask mAP@0.5", "val_map50": "mAP@0.5", "val_miou": "mIoU", "val_top1": "acc"}
+"""The metrics rows' measures of an epoch, in the order TrainResult.metric picks them."""
+
+
+def metric_of(history: list[dict]) -> str:
+    """The key that says how good an epoch is (as TrainResult.metric): mask mAP@0.5, box
+    mAP@0.5, mIoU, else top-1 accuracy."""
+    for key in METRICS:
+        if any(r.get(key) is not None for r in history):
+            return key
+    return "val_top1"
 
 
 def _plain(info: dict) -> dict:
@@ -226,9 +240,14 @@ def settings_for(text: str, chosen: dict[str, Any]) -> dict[str, Any]:
 # -- what the page shows --------------------------------------------------------------------------------
 
 
+def column(sweep: Sweep) -> str:
+    """The table's name for the sweep's measure: 'best val acc %', 'best val mIoU %', ..."""
+    return f"best val {METRICS.get(sweep.metric, sweep.metric)} %"
+
+
 def table_rows(sweep: Sweep) -> list[dict[str, Any]]:
     """One row per value: value, state, params, MACs, best val accuracy (%), epoch, seconds, error."""
-    name = "best val mIoU %" if sweep.metric == "val_miou" else "best val acc %"
+    name = column(sweep)
     return [{sweep.var: p.value, "state": p.state, "params": p.params, "MACs": p.macs,
              name: None if p.best is None else round(100 * p.best, 2), "best epoch": p.best_epoch,
              "time (s)": None if p.seconds is None else round(p.seconds, 2), "error": p.error}

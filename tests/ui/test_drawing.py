@@ -127,3 +127,28 @@ def test_train_tab_draws_predicted_masks_of_a_segmentation_run(app):
 
     captions = [img.caption for n in walk(app._tree) if type(n).__name__ == "Image" for img in n.proto.imgs]
     assert captions.count("true") == 8 and sum(c.startswith("predicted: pixels right") for c in captions) == 8
+
+
+def test_train_tab_draws_boxes_of_a_detection_run(app):
+    from pathlib import Path
+
+    yolo = (Path(__file__).resolve().parents[2] / "specs" / "yolov1_shapes.yaml").read_text()
+    app.session_state["yaml"] = yolo
+    app.run()
+    app.number_input(key="var:width").set_value(4)  # a narrow YOLO: seconds on a CPU
+    app.run()
+    for key, value in (("train_epochs", 1), ("train_size", 32), ("train_val", 8), ("train_batch", 16)):
+        app.number_input(key=key).set_value(value)
+    next(b for b in app.button if b.label == "Start").click()
+    app.run()
+    job = app.session_state["designer"].train
+    job.heartbeat_timeout = 600
+    job.join(120)
+    app.run()
+    assert job.state == "done", job.error
+    assert "val_map50" in job.result.history[-1]
+    app.toggle(key="train_eval").set_value(True)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.warning, [w.value for w in app.warning]
+    assert any("(detection): true boxes (left) and predicted boxes" in c.value for c in app.caption)

@@ -158,3 +158,12 @@ def test_a_settings_problem_fails_each_value_with_its_message(tmp_path):
     point = sweep.points[0]
     assert point.state == "failed" and point.params == params_at(width=4)
     assert point.error == "settings: batch_size: batch_size 128 is larger than the training set (64 images)"
+
+
+def test_the_measure_follows_the_task_as_train_result_does():
+    assert sw.metric_of([{"val_top1": 0.5, "val_miou": None}]) == "val_top1"
+    assert sw.metric_of([{"val_top1": 0.5, "val_miou": 0.3}]) == "val_miou"
+    assert sw.metric_of([{"val_top1": None, "val_map50": 0.2, "val_mask_map50": 0.1}]) == "val_mask_map50"
+    sweep = sw.Sweep("width", [4], SMALL, TINY)
+    sweep.metric = "val_map50"
+    assert sw.column(sweep) == "best val mAP@0.5 %" and "best val mAP@0.5 %" in sw.table_rows(sweep)[0]
