@@ -876,7 +876,7 @@ def main() -> None:
     state.setdefault(EDITOR_PLAIN, ed.plain_by_default())
     if not state[EDITOR_PLAIN]:
         state[YAML] = state[YAML]  # the text area is not drawn: keep its key from Streamlit's widget clean-up
-        ed.pull(state, YAML)  # the code editor's value, if the user typed
+    ed.pull(state, YAML)  # what the user typed into the code editor (also its last edit when switching to plain)
     settings = sidebar(s)
     text = st.session_state[YAML]
     base = d.analyse(text, None, s.file, settings["batch"], settings["dtype"])

@@ -135,3 +135,15 @@ def test_the_code_editor_is_the_default_when_ace_is_installed(monkeypatch):
     at.button(key="open_zoo").click()
     at.run()
     assert "name: vgg11" in at.session_state["yaml"] and ed.key(at.session_state) != before
+
+
+def test_an_ace_edit_sent_with_the_switch_to_plain_is_kept(app):
+    pytest.importorskip("streamlit_ace")
+    app.toggle(key="editor_plain").set_value(False)
+    app.run()
+    typed = DEFAULT.replace("classes: 10", "classes: 5")
+    app.session_state[ed.key(app.session_state)] = typed  # the editor's last value arrives with the click
+    app.toggle(key="editor_plain").set_value(True)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.text_area(key="yaml").value == typed
