@@ -167,3 +167,27 @@ def test_the_measure_follows_the_task_as_train_result_does():
     sweep = sw.Sweep("width", [4], SMALL, TINY)
     sweep.metric = "val_map50"
     assert sw.column(sweep) == "best val mAP@0.5 %" and "best val mAP@0.5 %" in sw.table_rows(sweep)[0]
+
+
+def test_app_stop_button_stops_the_sweep(app):
+    app.session_state["yaml"] = TINY
+    app.run()
+    app.text_input(key="sweep_values").input("4, 8")
+    for key, value in (("sweep_epochs", 50), ("sweep_train", 256), ("sweep_val", 32)):
+        app.number_input(key=key).set_value(value)
+    next(b for b in app.button if b.label == "Start sweep").click()
+    app.run()
+    job = app.session_state["designer"].sweep
+    job.heartbeat_timeout = 600
+    assert job.running
+    deadline = time.time() + 60
+    while not any(e["kind"] == "step" for e in job.events()) and time.time() < deadline:
+        time.sleep(0.01)  # the first value is training
+    app.button(key="sweep_stop").click()
+    app.run()
+    job.join(60)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert [p.state for p in app.session_state["sweep"].points] == ["stopped", "skipped"]
+    assert any("sweep 1" in m.value and "stopped" in m.value for m in app.markdown)
+    assert not [b for b in app.button if b.key == "sweep_stop"]
