@@ -8,8 +8,10 @@ Session state the app owns:
 
 - st.session_state["yaml"]      the spec text (the editor's widget key: the source of truth)
 - st.session_state["designer"]  a ui.designer.DesignerSession: the file, the last valid view,
-                                var bookkeeping, one-shot messages, and `.train` (a TrainJob,
-                                where a background trainer plugs in)
+                                var bookkeeping, one-shot messages, and `.train` / `.sweep`
+                                (TrainJobs, where background trainers plug in)
+- st.session_state["sweep"]     the last ui.sweep.Sweep (its points fill in as values finish)
+- st.session_state["ace:N"]     the code editor's value (ui/editor.py keeps it and "yaml" in step)
 """
 
 from __future__ import annotations
