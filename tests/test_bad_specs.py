@@ -227,3 +227,122 @@ def test_cli_message(case: Case, cli_run):
     prefix = f"{shown}:{case.line}:{case.col}: "
     assert any(line.startswith(prefix) and case.matches(line[len(prefix):]) for line in mine), (
         f"expected {prefix}{' ... '.join(case.fragments)}\ngot:\n" + "\n".join(mine))
+
+
+# -- every case is quick and small ------------------------------------------------------------
+
+_MEASURE = r"""
+import io, json, sys, time, tracemalloc, resource, contextlib
+import compiler
+from compiler.cli import main
+
+paths = sys.argv[1:]
+
+def load_analyze(path):
+    try:
+        compiler.analyze(compiler.load(path))
+    except compiler.SpecError:
+        pass
+
+def cli(path):
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        main(["validate", path])
+
+load_analyze(paths[0])  # warm up: imports, schemas
+cli(paths[0])
+result = {}
+for path in paths:
+    row = {}
+    for name, run in (("load_analyze", load_analyze), ("cli", cli)):
+        start = time.perf_counter()
+        run(path)
+        row[name] = time.perf_counter() - start
+    tracemalloc.start()
+    load_analyze(path)
+    cli(path)
+    row["traced_peak"] = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    result[path] = row
+result["maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+print(json.dumps(result))
+"""
+
+
+@pytest.fixture(scope="module")
+def measured(generated_dir) -> dict:
+    """Seconds (load + analyze; `validate` through cli.main) and peak Python allocations
+    (tracemalloc) of every case, in one fresh process after a warm-up (imports); and that
+    process's peak RSS, which bounds what any single case used, native memory included."""
+    import json
+
+    paths = [str(p) for p in CORPUS] + [str(generated_dir / f"{n}.yaml") for n in GENERATED]
+    proc = subprocess.run([sys.executable, "-c", _MEASURE, *paths], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
+def test_every_case_takes_under_a_second_and_under_a_gib(measured):
+    gib = 2**30
+    slow = {Path(p).name: row for p, row in measured.items() if p != "maxrss"
+            and (row["load_analyze"] >= 1.0 or row["cli"] >= 1.0)}
+    assert not slow, f"cases taking a second or more: {slow}"
+    big = {Path(p).name: row["traced_peak"] for p, row in measured.items() if p != "maxrss"
+           and row["traced_peak"] >= gib}
+    assert not big, f"cases allocating a GiB or more: {big}"
+    assert measured["maxrss"] < gib, f"the process peaked at {measured['maxrss'] / gib:.2f} GiB"
+    assert len(measured) - 1 == len(CORPUS) + len(GENERATED)
+
+
+# -- the reverse trap: numbers that YAML 1.1 would read as strings ------------------------------
+
+FLOATS = """\
+blockgraph: 1
+name: floats
+inputs:
+  image: [3, 8, 8]
+vars: {lr: 1e-3, p: 5E-1, big: 1e3, neg: -2.5e-4, plus: +1e-3, dot: .5}
+init:
+  conv: {weight: {kind: normal, std: 1e-2}}
+nodes:
+  - {id: c, op: conv, out: 4, act: {kind: leaky_relu, slope: 1e-2}}
+  - {id: d, op: dropout, p: 2.5e-1}
+  - {id: e, op: dropout, p: $p}
+  - {id: f, op: dropout, p: $lr * 100}
+  - {id: g, op: gap}
+train:
+  lr: 1e-3
+  weight_decay: 5e-4
+"""
+
+
+def test_exponent_numbers_are_floats_everywhere():
+    """`1e-3` (and 5E-1, 1e3, -2.5e-4, +1e-3, .5) is the float a user meant in spec vars, node
+    parameters, init policies, the train: section and --var/--set values, not a string (as
+    YAML 1.1 and PyYAML's safe_load read `1e-3`)."""
+    import yaml
+
+    from compiler.cli import _parse_var
+    from compiler.train.config import resolve_config, spec_source
+
+    assert yaml.safe_load("lr: 1e-3") == {"lr": "1e-3"}  # the trap this guards against
+    raw = source.parse(FLOATS).data
+    assert raw["vars"] == {"lr": 0.001, "p": 0.5, "big": 1000.0, "neg": -0.00025, "plus": 0.001, "dot": 0.5}
+    assert all(type(v) is float for v in raw["vars"].values())
+    assert type(raw["nodes"][1]["p"]) is float and raw["nodes"][1]["p"] == 0.25
+    assert type(raw["nodes"][0]["act"]["slope"]) is float and raw["nodes"][0]["act"]["slope"] == 0.01
+    assert type(raw["init"]["conv"]["weight"]["std"]) is float and raw["init"]["conv"]["weight"]["std"] == 0.01
+    assert type(raw["train"]["lr"]) is float and raw["train"]["weight_decay"] == 0.0005
+
+    spec = compiler.load(FLOATS)
+    assert spec.vars["lr"] == 0.001 and spec.vars["big"] == 1000.0
+    model = compiler.build(spec)
+    assert model.d.p == 0.25 and model.e.p == 0.5 and model.f.p == pytest.approx(0.1)
+    assert model.c.act.negative_slope == 0.01
+    assert spec.init.conv.weight.std == 0.01
+    cfg = resolve_config([spec_source(spec)])
+    assert cfg.lr == 0.001 and cfg.weight_decay == 0.0005
+    assert _parse_var("lr=1e-3") == ("lr", 0.001) and _parse_var("wd=5E-4") == ("wd", 0.0005)
+    # quoted, it is text (and refused where a number is expected)
+    assert source.parse("lr: '1e-3'").data == {"lr": "1e-3"}
