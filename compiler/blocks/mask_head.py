@@ -39,7 +39,8 @@ class MaskHead(Block):
     """Channels of the convs and of the transposed conv (the paper's 256)."""
     family = "conv"
     width_fields = ("width",)
-    examples = [({"classes": 3, "convs": 2, "width": 4}, [(5, 6, 6)]), ({"classes": 2, "convs": 0, "width": 3}, [(4, 3, 5)])]
+    examples = [({"classes": 3, "convs": 2, "width": 4}, [(5, 6, 6)]),
+                ({"classes": 2, "convs": 0, "width": 3}, [(4, 3, 5)])]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         expect_rank("mask_head", in_shapes[0], 3, "it runs on each region's feature grid (a roi_align output)")

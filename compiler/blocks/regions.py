@@ -44,16 +44,17 @@ def _as_rois(features, boxes):
                 raise ValueError(f"each image's boxes must be [R, 4], got {list(b.shape)}")
         index = torch.cat([torch.full((len(b), 1), i, dtype=features.dtype, device=features.device)
                            for i, b in enumerate(boxes)]) if boxes else features.new_zeros((0, 1))
-        coords = torch.cat([b.to(features.dtype) for b in boxes]) if boxes else features.new_zeros((0, 4))
+        coords = (torch.cat([b.to(features.device, features.dtype) for b in boxes]) if boxes
+                  else features.new_zeros((0, 4)))
         return torch.cat([index, coords], dim=1)
     if boxes.dim() == 3 and boxes.shape[-1] == 4:
         if boxes.shape[0] != n:
             raise ValueError(f"got boxes for {boxes.shape[0]} images and {n} images")
         r = boxes.shape[1]
         index = torch.arange(n, device=features.device, dtype=features.dtype).repeat_interleave(r)
-        return torch.cat([index[:, None], boxes.reshape(-1, 4).to(features.dtype)], dim=1)
+        return torch.cat([index[:, None], boxes.reshape(-1, 4).to(features.device, features.dtype)], dim=1)
     if boxes.dim() == 2 and boxes.shape[-1] == 5:
-        return boxes.to(features.dtype)
+        return boxes.to(features.device, features.dtype)
     raise ValueError(f"boxes must be [B, R, 4], a list of B tensors [R_i, 4] or [K, 5] rois, got {list(boxes.shape)}")
 
 
