@@ -161,3 +161,41 @@ def test_a_kill_before_any_filesystem_operation_of_a_save_leaves_a_loadable_chec
     assert at > 10  # writing, linking, replacing and removing were all interrupted somewhere
     assert (2, True) in results  # a kill between the two replaces: previous/ was used
     assert (3, False) in results and (2, False) in results
+
+
+def test_resume_after_a_kill_between_the_two_replaces_uses_the_previous_checkpoint(tmp_path, capsys):
+    import compiler
+    from compiler.cli import main
+    from train_support import TINY
+
+    run_dir = tmp_path / "run"
+    compiler.train(TINY, run_dir=str(run_dir), epochs=1, train_size=64, val_size=32, quiet=True)
+    before = ck.load_checkpoint(run_dir)
+    assert before["epoch"] == 1
+
+    def killed_between_replaces():
+        real, calls = os.replace, [0]
+
+        def replace(*args, **kwargs):
+            if calls[0] == 1:  # model.safetensors is new, state.pt is not yet
+                os._exit(17)
+            calls[0] += 1
+            return real(*args, **kwargs)
+        os.replace = replace
+        model = compiler.build(TINY, seed=5)  # other weights than the run's
+        ck.save(run_dir, model, {**ck.load_state(run_dir), "epoch": 2})
+
+    pid = _child(killed_between_replaces)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 17
+    assert (run_dir / ck.PREVIOUS_DIR).is_dir()
+    with pytest.raises(ck.CheckpointError, match="come from different saves"):
+        ck._load_pair(run_dir, "cpu")
+
+    assert main(["train", "--resume", str(run_dir), "--epochs", "2", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "come from different saves" in err and "using the previous complete checkpoint" in err
+    assert "(epoch 1, step" in err
+    after = ck.load_checkpoint(run_dir)
+    assert after["epoch"] == 2 and "fallback" not in after
+    assert not (run_dir / ck.PREVIOUS_DIR).exists()
