@@ -843,11 +843,11 @@ def train_predictions(run, task: str, n: int = 8) -> None:
     st.caption(f"{run.label} ({task}): true {what} (left) and predicted {what} (right) on the first {len(samples)} "
                "validation images.")
     st.markdown(chips, unsafe_allow_html=True)
-    cols = st.columns(4)
-    for i, sample in enumerate(samples):
-        col = cols[i % 4]
-        col.image([sample["truth"], sample["prediction"]], caption=["true", f"predicted: {sample['caption']}"],
-                  width="stretch")
+    for row in range(0, len(samples), 4):  # four pairs a row: truth, prediction, truth, prediction...
+        cols = st.columns(8)
+        for i, sample in enumerate(samples[row:row + 4]):
+            cols[2 * i].image(sample["truth"], caption="true", width="stretch")
+            cols[2 * i + 1].image(sample["prediction"], caption=f"predicted: {sample['caption']}", width="stretch")
 
 
 # ------------------------------------------------------------------------------ page

@@ -4,8 +4,8 @@
 returned for a run:
 
 - `MaskPredictions` (segmentation): per image, the true mask and the predicted mask, each
-  drawn over the image with torchvision's `draw_segmentation_masks` (one colour per class,
-  background left clear), and the pixel accuracy of the prediction;
+  drawn over the (darkened) image with torchvision's `draw_segmentation_masks` (one colour per
+  class, background left clear), and the pixel accuracy of the prediction;
 - `DetectionPredictions` (detection, region heads): per image, the true boxes and the
   predicted ones (label and score) drawn with torchvision's `draw_bounding_boxes`, with their
   instance masks under them when there are any.
@@ -46,12 +46,15 @@ def to_numpy(image: torch.Tensor):
 
 
 def draw_class_mask(image: torch.Tensor, mask: torch.Tensor, num_classes: int | None = None,
-                    alpha: float = 0.5) -> torch.Tensor:
+                    alpha: float = 0.5, dim: float = 1.0) -> torch.Tensor:
     """Every class of a [H, W] class-index mask but 0 (background) drawn over `image` in its
-    colour (`color(class)`); returns uint8 [3, H, W]."""
+    colour (`color(class)`), the image first darkened to `dim` of its brightness (so the
+    colours stand out from the shapes' own); returns uint8 [3, H, W]."""
     from torchvision.utils import draw_segmentation_masks
 
     base = rgb(image)
+    if dim != 1.0:
+        base = (base.float() * dim).round().clamp(0, 255).to(torch.uint8)
     n = int(num_classes if num_classes is not None else int(mask.max()) + 1)
     present = [c for c in range(1, n) if bool((mask == c).any())]
     if not present:
@@ -102,9 +105,9 @@ def segmentation_samples(predictions: Any) -> list[dict[str, Any]]:
         accuracy = float((truth == pred).float().mean())
         names = [predictions.classes[c] if c < len(predictions.classes) else str(c)
                  for c in sorted({int(v) for v in pred.unique()} - {0})]
-        out.append({"truth": to_numpy(draw_class_mask(image, truth, n_classes)),
-                    "prediction": to_numpy(draw_class_mask(image, pred, n_classes)),
-                    "caption": f"pixels right {100 * accuracy:.1f}%; predicted: {', '.join(names) or 'background'}",
+        out.append({"truth": to_numpy(draw_class_mask(image, truth, n_classes, alpha=0.7, dim=0.5)),
+                    "prediction": to_numpy(draw_class_mask(image, pred, n_classes, alpha=0.7, dim=0.5)),
+                    "caption": f"{100 * accuracy:.1f}% of pixels right; found {', '.join(names) or 'background only'}",
                     "accuracy": accuracy})
     return out
 

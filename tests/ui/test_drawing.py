@@ -47,6 +47,8 @@ def test_class_mask_colours_each_class_and_leaves_the_background():
     assert out[:, 0, 0].tolist() == [100, 100, 100]  # background: the image itself
     half = drawing.draw_class_mask(image, mask, 7, alpha=0.5)[:, 1, 1].tolist()
     assert all(abs(a - (50 + c / 2)) <= 1 for a, c in zip(half, drawing.color(2)))  # half image, half colour
+    dimmed = drawing.draw_class_mask(image, mask, 7, alpha=1.0, dim=0.5)
+    assert dimmed[:, 0, 0].tolist() == [50, 50, 50] and dimmed[:, 1, 1].tolist() == list(drawing.color(2))
     grey = drawing.draw_class_mask(torch.full((1, 8, 8), 7, dtype=torch.uint8), mask, 7)
     assert grey.shape == (3, 8, 8)  # one channel is repeated
 
@@ -62,7 +64,7 @@ def test_segmentation_samples_pair_truth_and_prediction_with_pixel_accuracy():
     assert drawing.kind_of(preds) == "segmentation"
     samples = drawing.samples(preds)
     assert [s["accuracy"] for s in samples] == [1.0, 56 / 64]
-    assert samples[1]["caption"] == "pixels right 87.5%; predicted: circle, triangle"
+    assert samples[1]["caption"] == "87.5% of pixels right; found circle, triangle"
     assert samples[0]["truth"].shape == (8, 8, 3)
     assert (samples[1]["prediction"][3, 2] != samples[1]["truth"][3, 2]).any()  # another colour where wrong
     assert (samples[0]["prediction"] == samples[0]["truth"]).all()
@@ -126,7 +128,7 @@ def test_train_tab_draws_predicted_masks_of_a_segmentation_run(app):
             yield from walk(child)
 
     captions = [img.caption for n in walk(app._tree) if type(n).__name__ == "Image" for img in n.proto.imgs]
-    assert captions.count("true") == 8 and sum(c.startswith("predicted: pixels right") for c in captions) == 8
+    assert captions.count("true") == 8 and sum("% of pixels right; found " in c for c in captions) == 8
 
 
 def test_train_tab_draws_boxes_of_a_detection_run(app):
