@@ -191,3 +191,12 @@ def test_app_stop_button_stops_the_sweep(app):
     assert [p.state for p in app.session_state["sweep"].points] == ["stopped", "skipped"]
     assert any("sweep 1" in m.value and "stopped" in m.value for m in app.markdown)
     assert not [b for b in app.button if b.key == "sweep_stop"]
+
+
+def test_a_sweep_whose_page_stopped_beating_stops(tmp_path):
+    job = d.TrainJob()
+    job.heartbeat_timeout = 0.5  # the browser tab was closed: no beats after the start
+    sweep = sw.Sweep("width", [4, 8], dict(SMALL, epochs=50, train_size=256), TINY)
+    sw.start(job, sweep, tmp_path)
+    job.join(60)
+    assert not job.running and [p.state for p in sweep.points] == ["stopped", "skipped"]
