@@ -195,7 +195,7 @@ def test_app_stop_button_stops_the_sweep(app):
 
 def test_a_sweep_whose_page_stopped_beating_stops(tmp_path):
     job = d.TrainJob()
-    job.heartbeat_timeout = 0.5  # the browser tab was closed: no beats after the start
+    job.heartbeat_timeout = 2.0  # the browser tab was closed: no beats after the start
     sweep = sw.Sweep("width", [4, 8], dict(SMALL, epochs=50, train_size=256), TINY)
     sw.start(job, sweep, tmp_path)
     job.join(60)
