@@ -57,6 +57,8 @@ class CropRegions(Block):
         return (in_shapes[0][0], h, w)
 
     def emit(self, em, args):
-        from .regions import crop_regions
+        from .regions import load_torchvision, crop_regions
+
+        load_torchvision()
 
         return em.call_function(crop_regions, (args[0], args[1]), {"size": pair(self.size), "context": self.context})

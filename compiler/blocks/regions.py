@@ -22,6 +22,13 @@ from .base import Shape, expect_rank, fmt
 IntPair = PositiveInt | tuple[PositiveInt, PositiveInt]
 
 
+def load_torchvision() -> None:
+    """Import torchvision.ops when a region op is built, not when it first runs: importing
+    torchvision calls one of its ops (a CUDA version check), which torch.jit.trace would record
+    if the first run were a trace (TorchScript or ONNX export)."""
+    import torchvision.ops  # noqa: F401
+
+
 def check_boxes(op: str, x: Shape, boxes: Shape, what: str = "feature map") -> None:
     """A [C, H, W] map and an [R, 4] boxes input, or a ShapeError that says which is wrong."""
     expect_rank(op, x, 3, f"its first input is the {what} the regions are cut from")

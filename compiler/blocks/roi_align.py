@@ -56,7 +56,9 @@ class RoiAlign(Block):
         return (in_shapes[0][0], *pair(self.size))
 
     def emit(self, em, args):
-        from .regions import roi_align_regions
+        from .regions import load_torchvision, roi_align_regions
+
+        load_torchvision()
 
         return em.call_function(roi_align_regions, (args[0], args[1]),
                                 {"size": pair(self.size), "scale": self.scale,

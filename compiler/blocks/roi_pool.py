@@ -49,7 +49,9 @@ class RoiPool(Block):
         return (in_shapes[0][0], *pair(self.size))
 
     def emit(self, em, args):
-        from .regions import roi_pool_regions
+        from .regions import load_torchvision, roi_pool_regions
+
+        load_torchvision()
 
         return em.call_function(roi_pool_regions, (args[0], args[1]),
                                 {"size": pair(self.size), "scale": self.scale})

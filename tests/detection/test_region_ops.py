@@ -117,3 +117,37 @@ def test_located_errors(nodes, message):
     text = str(info.value)
     assert message in text, text
     assert ":5:" in text or ":6:" in text, text  # FILE:LINE:COL of the node
+
+
+@pytest.mark.parametrize("fmt, options", [("torchscript", {}), ("onnx", {"exporter": "legacy"})])
+def test_region_ops_export(fmt, options, tmp_path):
+    """TorchScript and ONNX (the TorchScript-based exporter: torchvision registers RoiAlign and
+    MaxRoiPool for it) keep the boxes input; export() reloads the file and compares outputs."""
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    text = ("blockgraph: 1\nname: regions\ninputs: {image: [3, 32, 32], rois: [3, 4]}\nnodes:\n"
+            "  - {id: f, op: conv, in: image, out: 4, k: 3, stride: 2}\n"
+            "  - {id: a, op: roi_align, in: [f, rois], size: 2, scale: 0.5}\n"
+            "  - {id: p, op: roi_pool, in: [f, rois], size: 2, scale: 0.5}\n"
+            "  - {id: c, op: crop_regions, in: [image, rois], size: 4}\n"
+            "  - {id: cf, op: conv, in: c, out: 4, k: 3, stride: 2}\n"
+            "  - {id: s, op: add, in: [a, p, cf]}\n")
+    out = compiler.export(text, fmt, tmp_path / f"m.{fmt}", **options)
+    assert out.stat().st_size > 0
+
+
+def test_torchscript_export_in_a_fresh_process(tmp_path):
+    """torchvision is imported when a region op is built: imported during the trace instead, it
+    runs one of its ops (a CUDA version check) that torch.jit.trace cannot record."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys, compiler\n"
+            "assert 'torchvision' not in sys.modules\n"
+            f"compiler.export({str(root / 'specs' / 'fast_rcnn_shapes.yaml')!r}, 'torchscript', "
+            f"{str(tmp_path / 'm.pt')!r})\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
