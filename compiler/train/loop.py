@@ -40,7 +40,7 @@ from .device import estimate_bytes, fmt_bytes, free_memory, pick_device
 from ..budget import explicit_budget
 from .distributed import Dist, detect, init
 from .metrics import MetricsLog
-from .tasks import dataset_problem, image_input, make_task, task_of
+from .tasks import boxes_input, dataset_problem, image_input, make_task, task_of
 
 
 # -- outcomes --------------------------------------------------------------------------------
@@ -244,6 +244,10 @@ def _document_text(spec) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
 
 
+def image_input_shape(spec) -> tuple:
+    return tuple(spec.inputs[image_input(spec)])
+
+
 def _fmt_pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
@@ -343,12 +347,13 @@ class _Run:
                 self.note("resuming with changed settings: " + ", ".join(changed))
         d = self.dist
 
-        # the spec's shape: one input, one output
-        if len(spec.inputs) != 1:
+        # the spec's shape: one input, one output (or an image and boxes in, per-region outputs)
+        regions = len(spec.inputs) == 2 and boxes_input(spec) is not None and len(image_input_shape(spec)) == 3
+        if len(spec.inputs) != 1 and not regions:
             raise SpecError(Problem(spec.document.loc(("inputs",)) if spec.document else Loc(spec.file),
                                     f"training takes a spec with one input (the images); this one has "
                                     f"{len(spec.inputs)}: {', '.join(spec.inputs)}", "inputs"))
-        if len(spec.outputs) != 1:
+        if len(spec.outputs) != 1 and not regions:
             loc = spec.output_locs[0] if spec.output_locs else Loc(spec.file)
             raise SpecError(Problem(loc, f"training takes a spec with one output (the class scores); this one has "
                                          f"{len(spec.outputs)}: {', '.join(spec.outputs)}", "outputs"))
