@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
 # small, quick zoo specs (self-contained or extending a sibling), each built in ~10 ms
 ZOO = ["resnet20_cifar.yaml", "nin_cifar10.yaml", "unet_small_shapes.yaml", "yolov1_shapes.yaml",
-       "vgg11_cifar.yaml", "default.yaml", "resnet18.yaml"]
+       "vgg11_cifar.yaml", "default.yaml", "resnet18.yaml", "googlenet.yaml", "rcnn_shapes.yaml",
+       "mask_rcnn_shapes.yaml", "fast_rcnn_shapes.yaml"]
 ZOO_TEXT = {name: (SPECS / name).read_text() for name in ZOO}
 ZOO_DATA = {name: yaml.safe_load(text) for name, text in ZOO_TEXT.items()}
 

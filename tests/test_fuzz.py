@@ -4,7 +4,7 @@ all have a FILE:LINE:COL location. Strategies and the property are in fuzz_strat
 benchmarks/fuzz.py runs the same property for a long campaign.
 
 The examples are derandomized (the same ones every run) and no example database is written,
-so CI is reproducible; about 2,600 examples in all."""
+so CI is reproducible; 2,700 examples in all (about 30 s of CPU)."""
 
 from __future__ import annotations
 
@@ -17,19 +17,19 @@ CI = settings(deadline=None, derandomize=True, database=None, print_blob=True,
                                      HealthCheck.filter_too_much])
 
 
-@settings(CI, max_examples=1000)
+@settings(CI, max_examples=800)
 @given(yaml_documents())
 def test_random_yaml_documents(text):
     check(text)
 
 
-@settings(CI, max_examples=600)
+@settings(CI, max_examples=1000)
 @given(raw_inputs())
 def test_random_text_and_bytes(source):
     check(source)
 
 
-@settings(CI, max_examples=1000)
+@settings(CI, max_examples=900)
 @given(zoo_mutations())
 def test_mutated_zoo_specs(case):
     name, text = case
