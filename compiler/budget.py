@@ -70,7 +70,10 @@ def available(device) -> tuple[int | None, str]:
     if device.type == "cuda":
         import torch
 
-        free, _total = torch.cuda.mem_get_info(device)
+        try:
+            free, _total = torch.cuda.mem_get_info(device)
+        except Exception:  # no CUDA here: building on it fails with torch's own message
+            return None, ""
         return int(free), f"free memory of {device}"
     if device.type != "cpu":
         return None, ""

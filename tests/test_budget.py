@@ -187,3 +187,20 @@ def test_training_is_refused_beyond_max_memory(tmp_path, capsys):
     assert "resnet20_cifar needs about" in err and "to train at batch 16" in err
     assert "more than the budget (BLOCKGRAPH_MAX_MEMORY=8M, or --max-memory) = 8.00 MiB" in err
     assert not (run_dir / "state.pt").exists()
+
+
+def test_on_a_cuda_device_the_default_is_half_its_free_memory(trillion, monkeypatch):
+    """Checked before CUDA is touched, so this runs without a GPU (mem_get_info stubbed)."""
+    asked = []
+
+    def mem_get_info(device):
+        asked.append(device)
+        return 80 * 2**30, 141 * 2**30
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    limit, how = budget.budget(torch.device("cuda", 0))
+    assert limit == 40 * 2**30 and how == "half of the 80.00 GiB free memory of cuda:0"
+    with pytest.raises(BudgetError, match=r"building trillion on cuda:0 needs about 3\.64 TiB .*"
+                                          r"more than the memory budget of 40\.00 GiB \(half of the 80\.00 GiB free"):
+        compiler.build(trillion, device="cuda:0")
+    assert asked == [torch.device("cuda", 0)] * 2
