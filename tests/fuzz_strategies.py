@@ -243,6 +243,35 @@ def zoo_mutations(draw) -> tuple[str, str]:
 
 # -- the property ----------------------------------------------------------------------------
 
+def _located(exc: SpecError) -> None:
+    assert exc.errors, f"SpecError without problems: {exc!r}"
+    for problem in exc.errors:
+        loc = problem.loc
+        assert isinstance(loc, Loc) and loc.file and loc.line >= 1 and loc.col >= 1, \
+            f"problem without a location: {problem!r}"
+        assert problem.message, f"problem without a message: {problem!r}"
+
+
+def check_deeper(source: str | bytes, file: str | Path = "fuzz.yaml") -> str:
+    """Also what `blockgraph summary` prints (table at several depths, JSON) and a real build
+    on the CPU (weights initialised by the spec's init policies) under a 32 MB budget."""
+    import json
+
+    from compiler.cli import format_summary
+
+    try:
+        spec = compiler.load(source, file=file)
+        analysis = compiler.analyze(spec, batch=2)
+        for depth in (None, 0, 1):
+            format_summary(analysis, depth)
+        json.dumps(analysis.to_dict())
+        compiler.build(spec, max_memory="32M", seed=0)
+    except SpecError as exc:
+        _located(exc)
+        return "error"
+    return "ok"
+
+
 def check(source: str | bytes, file: str | Path = "fuzz.yaml") -> str:
     """load + analyze + build on the meta device: succeed, or raise SpecError with every
     problem located. Returns "ok" or "error" (anything else propagates: a bug)."""
@@ -251,11 +280,6 @@ def check(source: str | bytes, file: str | Path = "fuzz.yaml") -> str:
         compiler.analyze(spec)
         compiler.build(spec, device="meta")
     except SpecError as exc:
-        assert exc.errors, f"SpecError without problems: {exc!r}"
-        for problem in exc.errors:
-            loc = problem.loc
-            assert isinstance(loc, Loc) and loc.file and loc.line >= 1 and loc.col >= 1, \
-                f"problem without a location: {problem!r}"
-            assert problem.message, f"problem without a message: {problem!r}"
+        _located(exc)
         return "error"
     return "ok"

@@ -4,13 +4,13 @@ all have a FILE:LINE:COL location. Strategies and the property are in fuzz_strat
 benchmarks/fuzz.py runs the same property for a long campaign.
 
 The examples are derandomized (the same ones every run) and no example database is written,
-so CI is reproducible; 2,700 examples in all (about 30 s of CPU)."""
+so CI is reproducible; 3,000 examples in all (about 30 s of CPU)."""
 
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 
-from fuzz_strategies import SPECS, check, raw_inputs, yaml_documents, zoo_mutations
+from fuzz_strategies import SPECS, check, check_deeper, raw_inputs, yaml_documents, zoo_mutations
 
 CI = settings(deadline=None, derandomize=True, database=None, print_blob=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -34,6 +34,13 @@ def test_random_text_and_bytes(source):
 def test_mutated_zoo_specs(case):
     name, text = case
     check(text, file=SPECS / name)
+
+
+@settings(CI, max_examples=300)
+@given(zoo_mutations())
+def test_mutated_zoo_specs_summarise_and_build_on_the_cpu(case):
+    name, text = case
+    check_deeper(text, file=SPECS / name)
 
 
 def test_the_property_sees_both_outcomes():
