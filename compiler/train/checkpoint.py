@@ -19,8 +19,8 @@ atomically and loadable with `torch.load(..., weights_only=True)`.
     world_size     number of processes that trained
     save_id        a random id, also in model.safetensors' metadata: the two files of one save
 
-Crash safety: `save` writes both files in full to temporary files, keeps the current pair in
-`previous/` (hard links), replaces the two files and then removes `previous/`. So `previous/`
+Crash safety: `save` writes both files in full into a hidden staging folder, keeps the current
+pair in `previous/` (hard links), replaces the two files and then removes `previous/`. So `previous/`
 exists only while a save is under way or after one was killed, and `load_checkpoint` falls back
 to it (with a `CheckpointFallback` warning) when the pair in the run directory is mismatched,
 truncated or damaged.
