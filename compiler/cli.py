@@ -152,7 +152,8 @@ def _cmd_validate(args) -> int:
             continue
         _print_problems(graph.warnings)
         if not args.quiet:
-            outs = ", ".join(f"{o} {list(graph.shapes[o])}" for o in graph.outputs)
+            outs = ", ".join(f"{o} {list(graph.shapes[o])}" + (" per region" if graph.regions.get(o, 1) != 1 else "")
+                             for o in graph.outputs)
             print(f"{path}: ok: {len(spec.nodes)} nodes; outputs: {outs}")
     return status
 

@@ -29,6 +29,12 @@ def test_validate_ok_and_error_exit_codes(tmp_path):
     assert run("validate", "specs/vgg16.yaml").returncode == 0
 
 
+def test_validate_says_which_outputs_are_per_region(capsys):
+    assert main(["validate", "specs/mask_rcnn_shapes.yaml"]) == 0
+    assert capsys.readouterr().out.strip() == ("specs/mask_rcnn_shapes.yaml: ok: 15 nodes; outputs: cls [7] per region, "
+                                               "box [28] per region, mask [7, 28, 28] per region")
+
+
 def test_bad_usage_exits_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["frobnicate"])
