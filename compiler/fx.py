@@ -9,6 +9,7 @@ then initialised by the spec's policies, so `device="meta"` allocates nothing at
 
 from __future__ import annotations
 
+import keyword
 import os
 import re
 from typing import Any
@@ -27,6 +28,24 @@ from .spec import Spec, load
 
 def _python_name(node_id: str) -> str:
     return re.sub(r"\W", "_", node_id)
+
+
+# names a forward() argument must not take: Python keywords, `self` and the fixed globals of
+# fx's generated code (an input named `in` would be a SyntaxError, one named `torch` would
+# shadow torch); fx names its other globals around the node names itself
+_RESERVED = set(keyword.kwlist) | {"self", "torch", "math", "operator", "builtins", "inf", "nan", "NoneType",
+                                   "device", "dtype", "fx_pytree", "pytree"}
+
+
+def _argument_names(inputs: list[str], reserved: set[str] = _RESERVED) -> list[str]:
+    """forward()'s argument names: the input names, with `_` added to a reserved one."""
+    names: list[str] = []
+    for name in inputs:
+        candidate = _python_name(name)
+        while candidate in reserved or candidate in names or (candidate in inputs and candidate != name):
+            candidate += "_"
+        names.append(candidate)
+    return names
 
 
 def _class_name(spec_name: str) -> str:
@@ -78,8 +97,8 @@ def build_graph_module(graph: Graph) -> torch.fx.GraphModule:
     fx_graph = torch.fx.Graph()
     root = nn.Module()
     values: dict[str, torch.fx.Node] = {}
-    for name in spec.inputs:
-        values[name] = fx_graph.placeholder(_python_name(name))
+    for name, argument in zip(spec.inputs, _argument_names(list(spec.inputs))):
+        values[name] = fx_graph.placeholder(argument)
     installed: dict[str, nn.Module] = {}
     for node_id in graph.order:
         node = spec.node(node_id)

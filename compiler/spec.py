@@ -11,6 +11,7 @@ line and column of every path.
 from __future__ import annotations
 
 import difflib
+import keyword
 import math
 import os
 import re
@@ -837,6 +838,10 @@ class _Loader:
         if node_id is not None and (not isinstance(node_id, str) or not ID_PATTERN.fullmatch(node_id)):
             self.error(path + ("id",), "an id is letters, digits and _ (not starting with a digit), "
                        f"got {_describe(node_id)}", scope=scope)
+            ok = False
+        elif node_id is not None and keyword.iskeyword(node_id):
+            self.error(path + ("id",), f"id {node_id!r} is a Python keyword, which cannot name the module's "
+                       f"attribute (model.{node_id}); choose another, e.g. {node_id}_", scope=scope)
             ok = False
         refs, ref_locs = None, None
         if "in" in raw:

@@ -48,3 +48,28 @@ def test_the_property_sees_both_outcomes():
     text = (SPECS / "resnet20_cifar.yaml").read_text()
     assert check(text, file=SPECS / "resnet20_cifar.yaml") == "ok"
     assert check(text.replace("out: 16", "out: -16", 1), file=SPECS / "resnet20_cifar.yaml") == "error"
+
+
+# -- what fuzzing found -----------------------------------------------------------------------
+
+def test_inputs_named_like_python_keywords_or_globals_build_and_run():
+    """An input named `in` made forward() a SyntaxError (an internal error); one named `torch`
+    shadowed torch in the generated code. The forward() argument gets a `_` instead."""
+    import torch
+
+    import compiler
+
+    text = """\
+blockgraph: 1
+name: names
+inputs: {in: [2, 4, 4], in_: [2, 4, 4], operator: [2, 4, 4], self: [2, 4, 4], torch: [2, 4, 4]}
+nodes:
+  - {id: s, op: add, in: [in, in_, operator, self, torch]}
+  - {id: g, op: gap}
+"""
+    model = compiler.build(text)
+    args = [n.target for n in model.graph.nodes if n.op == "placeholder"]
+    assert args == ["in__", "in_", "operator_", "self_", "torch_"]
+    x = [torch.full((1, 2, 4, 4), float(i)) for i in range(1, 6)]
+    assert torch.equal(model(*x), torch.full((1, 2), 15.0))  # gap(1 + 2 + 3 + 4 + 5)
+
