@@ -42,7 +42,8 @@ OPS = sorted(op_names())
 KEYS = ["blockgraph", "name", "extends", "inputs", "outputs", "vars", "nodes", "blocks", "defaults", "init",
         "train", "id", "op", "in", "out", "k", "stride", "padding", "dilation", "groups", "bias", "norm", "act",
         "repeat", "first", "body", "p", "dim", "size", "scale", "mode", "params", "ceil", "seed", "kind", "std",
-        "lr", "epochs", "batch_size", "dataset", "optimizer", "reference", "image", "classes", "x", "y"]
+        "lr", "epochs", "batch_size", "dataset", "optimizer", "reference", "image", "classes", "x", "y",
+        "self", "torch", "def", "None", "class"]  # names Python reserves (found: an input named `in`)
 VARS = ["$classes", "$n", "$c", "$n * 2", "$c // 0", "2 ** 70", "$x + 1", "min($n, 3)", "$n1", "$"]
 
 
@@ -108,13 +109,15 @@ def spec_like(draw) -> dict[str, Any]:
     doc["blockgraph"] = 1 if often() else draw(st.sampled_from([2, "1", None, 1.5]))
     doc["name"] = "net" if often() else draw(st.sampled_from(["", "a b", 3, "x" * 300]))
     c, hw = (3, 16) if often(3) else (draw(st.integers(-1, 8)), draw(st.integers(-1, 40)))
-    doc["inputs"] = {"image": [c, hw, hw] if often(5) else draw(st.sampled_from([[c], [c, hw], [], [c, hw, hw, hw]]))}
+    shape = [c, hw, hw] if often(5) else draw(st.sampled_from([[c], [c, hw], [], [c, hw, hw, hw]]))
+    doc["inputs"] = {"image" if often() else draw(st.sampled_from(["in", "self", "torch", "x", "def_"])): shape}
     if draw(st.booleans()):
         doc["vars"] = {"classes": 10, "n": 2, "c": 8} if often() else \
             draw(st.dictionaries(st.sampled_from(["classes", "n", "c", "x"]), _scalars(), max_size=3))
     nodes = []
     for i in range(draw(st.integers(1, 6)) if often() else 0):
-        node: dict[str, Any] = {"id": f"n{i}"} if often(3) else {}
+        node: dict[str, Any] = {"id": f"n{i}"} if often(3) else \
+            {"id": draw(st.sampled_from(["in", "def", "self", "torch", "n0", "image", "x"]))} if often(1) else {}
         if often(2):
             node.update(copy.deepcopy(draw(st.sampled_from(GOOD_NODES))))
         else:
