@@ -110,7 +110,7 @@ def spec_like(draw) -> dict[str, Any]:
     doc["name"] = "net" if often() else draw(st.sampled_from(["", "a b", 3, "x" * 300]))
     c, hw = (3, 16) if often(3) else (draw(st.integers(-1, 8)), draw(st.integers(-1, 40)))
     shape = [c, hw, hw] if often(5) else draw(st.sampled_from([[c], [c, hw], [], [c, hw, hw, hw]]))
-    doc["inputs"] = {"image" if often() else draw(st.sampled_from(["in", "self", "torch", "x", "def_"])): shape}
+    doc["inputs"] = {"image" if often(3) else draw(st.sampled_from(["in", "self", "torch", "x", "def_"])): shape}
     if draw(st.booleans()):
         doc["vars"] = {"classes": 10, "n": 2, "c": 8} if often() else \
             draw(st.dictionaries(st.sampled_from(["classes", "n", "c", "x"]), _scalars(), max_size=3))
