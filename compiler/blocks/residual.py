@@ -85,6 +85,8 @@ class Residual(Composite):
 
     @model_validator(mode="after")
     def _needs_out(self):
+        if isinstance(self.body, list) and not self.body:
+            raise ValueError("a residual body lists at least one node, e.g. body: [{op: conv, out: 64}]")
         if self.body in ("basic", "bottleneck") and self.out is None:
             raise ValueError(f"a {self.body} residual block needs `out` (its output channels)")
         if self.body not in ("basic", "bottleneck"):
