@@ -135,7 +135,13 @@ def analyze(spec: Spec, batch: int = 1, dtype: str = "float32") -> Analysis:
         refs = graph.inputs[node_id]
         in_shapes = [shapes[r] for r in refs]
         shape = shapes[node_id]
-        params, buffers = count_parameters(node.block, in_shapes)
+        try:
+            params, buffers = count_parameters(node.block, in_shapes)
+        except (RuntimeError, OverflowError) as exc:  # a tensor beyond 2**63 bytes on the meta device
+            from .errors import SpecError
+
+            raise SpecError(Problem(node.loc, f"node {node.id!r} ({node.op}) cannot be built: "
+                                              f"{str(exc).splitlines()[0]}", node.path)) from None
         spatial = all(len(x) == 3 for x in in_shapes)
         k, s = node.block.window(in_shapes) if spatial else (1, 1)
         skip = getattr(node.block, "shape_only_inputs", ())

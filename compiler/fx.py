@@ -48,6 +48,19 @@ def _argument_names(inputs: list[str], reserved: set[str] = _RESERVED) -> list[s
     return names
 
 
+def _meta_build(node, in_shapes):
+    """The node's module on the meta device; a tensor too large for PyTorch to describe (more
+    than 2**63 bytes, found by fuzzing) is a located SpecError, not a RuntimeError."""
+    try:
+        with torch.device("meta"):
+            return node.block.build(in_shapes)
+    except (RuntimeError, OverflowError) as exc:
+        from .errors import Problem
+
+        raise SpecError(Problem(node.loc, f"node {node.id!r} ({node.op}) cannot be built: "
+                                          f"{str(exc).splitlines()[0]}", node.path)) from None
+
+
 def _class_name(spec_name: str) -> str:
     parts = re.split(r"[^A-Za-z0-9]+", spec_name)
     name = "".join(p[:1].upper() + p[1:] for p in parts if p)
@@ -102,8 +115,7 @@ def build_graph_module(graph: Graph) -> torch.fx.GraphModule:
     installed: dict[str, nn.Module] = {}
     for node_id in graph.order:
         node = spec.node(node_id)
-        with torch.device("meta"):
-            module = node.block.build(graph.in_shapes(node_id))
+        module = _meta_build(node, graph.in_shapes(node_id))
         if module is not None:
             _install(root, node_id, module)
             installed[node_id] = module

@@ -73,3 +73,28 @@ nodes:
     x = [torch.full((1, 2, 4, 4), float(i)) for i in range(1, 6)]
     assert torch.equal(model(*x), torch.full((1, 2), 15.0))  # gap(1 + 2 + 3 + 4 + 5)
 
+
+
+def test_a_weight_beyond_what_pytorch_can_describe_is_a_located_error_on_the_meta_device():
+    """out: 4.7e16 on a 3x3 conv over 64 channels: 2.7e19 float32 values, past 2**63 bytes.
+    Analysis counts it; the meta build raised RuntimeError (storage size overflow)."""
+    import pytest
+
+    import compiler
+    from compiler import SpecError
+
+    text = """\
+blockgraph: 1
+name: enormous
+inputs: {image: [64, 8, 8]}
+nodes:
+  - {op: conv, out: 4.7477898586310024e+16}
+  - {op: gap}
+"""
+    spec = compiler.load(text)
+    assert compiler.analyze(spec).params == 47477898586310024 * 64 * 9 + 47477898586310024
+    with pytest.raises(SpecError) as info:
+        compiler.build(spec, device="meta")
+    problem = info.value.first
+    assert (problem.loc.line, problem.loc.col) == (5, 5)
+    assert "node 'conv1' (conv) cannot be built: Storage size calculation overflowed" in problem.message
