@@ -137,7 +137,9 @@ def analyze(spec: Spec, batch: int = 1, dtype: str = "float32") -> Analysis:
         shape = shapes[node_id]
         try:
             params, buffers = count_parameters(node.block, in_shapes)
-        except (RuntimeError, OverflowError) as exc:  # a tensor beyond 2**63 bytes on the meta device
+        except (RuntimeError, OverflowError, TypeError) as exc:  # a tensor beyond 2**63 bytes on the meta device
+            if isinstance(exc, TypeError) and "Overflow" not in str(exc):
+                raise
             from .errors import SpecError
 
             raise SpecError(Problem(node.loc, f"node {node.id!r} ({node.op}) cannot be built: "

@@ -54,7 +54,9 @@ def _meta_build(node, in_shapes):
     try:
         with torch.device("meta"):
             return node.block.build(in_shapes)
-    except (RuntimeError, OverflowError) as exc:
+    except (RuntimeError, OverflowError, TypeError) as exc:
+        if isinstance(exc, TypeError) and "Overflow" not in str(exc):  # sizes past 2**63: "Overflow when unpacking"
+            raise
         from .errors import Problem
 
         raise SpecError(Problem(node.loc, f"node {node.id!r} ({node.op}) cannot be built: "

@@ -98,3 +98,26 @@ nodes:
     problem = info.value.first
     assert (problem.loc.line, problem.loc.col) == (5, 5)
     assert "node 'conv1' (conv) cannot be built: Storage size calculation overflowed" in problem.message
+
+
+def test_a_size_past_2_63_is_a_located_error_on_the_meta_device():
+    """An input width of 2**63 made torch.empty fail to unpack the size (TypeError)."""
+    import pytest
+
+    import compiler
+    from compiler import SpecError
+
+    text = """\
+blockgraph: 1
+name: wide
+inputs: {image: [3, 4, 9223372036854775808]}
+nodes:
+  - {op: conv, out: 4}
+  - {op: flatten}
+  - {op: linear, out: 2}
+"""
+    with pytest.raises(SpecError) as info:
+        compiler.build(text, device="meta")
+    problem = info.value.first
+    assert (problem.loc.line, problem.loc.col) == (7, 5)  # the linear layer, whose weight has 2**65 columns
+    assert "node 'linear1' (linear) cannot be built" in problem.message and "Overflow" in problem.message
