@@ -143,6 +143,7 @@ def _cmd_validate(args) -> int:
 
     status = 0
     for path in args.files:
+        args.file = path  # the file an internal error would be reported against
         try:
             spec = load(path, vars=dict(args.var))
             graph = check(spec)
