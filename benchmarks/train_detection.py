@@ -33,7 +33,7 @@ import compiler  # noqa: E402
 # name -> (metric key, goal, what it is, default settings, vars)
 RUNS = {
     "yolov1_shapes": ("val_map50", 0.6, "box mAP@0.5",
-                      {"epochs": 12, "train_size": 6000, "batch_size": 64, "lr": 1e-3}, {}),
+                      {"epochs": 8, "train_size": 8000, "batch_size": 64, "lr": 2e-3, "schedule": "onecycle"}, {}),
     "fast_rcnn_shapes": ("val_top1", 0.9, "regions classified right",
                          {"epochs": 6, "train_size": 3000, "batch_size": 32, "lr": 1e-3}, {}),
     # the mask branch runs on every sampled region: a narrower, shallower one and 32 regions an
@@ -51,7 +51,7 @@ def _fmt(row: dict, key: str) -> str:
 
 def run(name: str, args) -> bool:
     key, goal, what, settings, spec_vars = RUNS[name]
-    settings = dict(settings)
+    settings = {"schedule": "cosine", **settings}
     for option in ("epochs", "train_size", "batch_size", "lr"):
         if getattr(args, option) is not None:
             settings[option] = getattr(args, option)
@@ -59,11 +59,12 @@ def run(name: str, args) -> bool:
         run_dir = str(Path(args.run_dir) / name) if args.run_dir else str(Path(tmp) / "run")
         start = time.perf_counter()
         result = compiler.train(ROOT / "specs" / f"{name}.yaml", quiet=True, vars=spec_vars, dataset="shapes",
-                                val_size=args.val_size, optimizer="adamw", weight_decay=1e-4, schedule="cosine",
+                                val_size=args.val_size, optimizer="adamw", weight_decay=1e-4,
                                 device="cpu", seed=args.seed, run_dir=run_dir, **settings)
         total = time.perf_counter() - start
     print(f"specs/{name}.yaml on shapes scenes 64x64 ({settings['train_size']} train / {args.val_size} val), "
-          f"{settings['epochs']} epochs, batch {settings['batch_size']}, adamw lr {settings['lr']:g} cosine, "
+          f"{settings['epochs']} epochs, batch {settings['batch_size']}, adamw lr {settings['lr']:g} "
+          f"{settings['schedule']}, "
           f"{torch.get_num_threads()} thread(s)" + (f", vars {spec_vars}" if spec_vars else ""))
     for row in result.history:
         print(f"  epoch {row['epoch']:>2}: mAP@0.5 {_fmt(row, 'val_map50')}  mAP {_fmt(row, 'val_map')}  "
