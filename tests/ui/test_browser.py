@@ -213,7 +213,8 @@ def test_designer_in_chromium(server, shots):
             page.get_by_text(re.compile(r"sweep 1: .*: done")).first.wait_for(timeout=90_000)
             table = page.locator('[data-testid="stDataFrame"]').last
             expect(table).to_contain_text("done")
-            page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()  # accuracy vs parameters
+            # accuracy vs parameters, in the Sweep tab (the Train tab's charts are there too, hidden)
+            page.locator('[data-testid="stVegaLiteChart"]:visible').first.wait_for()
             screenshot(page, shots, "designer-sweep.png")
 
             # the code editor: an error typed into Ace is reported and its line marked
