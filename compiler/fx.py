@@ -1,14 +1,16 @@
 """Checked graph -> `torch.fx.GraphModule`, built node by node (no tracing).
 
-Each node's module is created on the meta device, installed under its id (so state_dict
-keys read `conv1.conv.weight`, `layer2.0.conv1.conv.weight`), and called from an fx graph
-whose values are named after node ids; `GraphModule` then generates a `forward` that reads
-like hand-written PyTorch. Weights are materialised on the target device only at the end,
-then initialised by the spec's policies, so `device="meta"` allocates nothing at all.
+Each node's module is created directly on the target device (as a hand-written model's
+`__init__` would, so building costs what constructing the reference costs), installed under
+its id (so state_dict keys read `conv1.conv.weight`, `layer2.0.conv1.conv.weight`), and called
+from an fx graph whose values are named after node ids; `GraphModule` then generates a
+`forward` that reads like hand-written PyTorch. The spec's init policies are applied once the
+modules exist, all under one seed; `device="meta"` allocates nothing at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import keyword
 import os
 import re
@@ -51,11 +53,14 @@ def _argument_names(inputs: list[str], reserved: set[str] = _RESERVED) -> list[s
 _MODULE_ATTRIBUTES = set(dir(nn.Module))
 
 
-def _meta_build(node, in_shapes):
-    """The node's module on the meta device; a tensor too large for PyTorch to describe (more
-    than 2**63 bytes, found by fuzzing) is a located SpecError, not a RuntimeError."""
+def _node_module(node, in_shapes, device: torch.device):
+    """The node's module, created on `device` with PyTorch's default initialisation; a tensor
+    too large for PyTorch to describe (more than 2**63 bytes, found by fuzzing) is a located
+    SpecError, not a RuntimeError."""
+    # the device context intercepts every factory call (a third of CPU build time): only when needed
+    context = contextlib.nullcontext() if device == torch.get_default_device() else torch.device(device)
     try:
-        with torch.device("meta"):
+        with context:
             return node.block.build(in_shapes)
     except (RuntimeError, OverflowError, TypeError) as exc:
         if isinstance(exc, TypeError) and "Overflow" not in str(exc):  # sizes past 2**63: "Overflow when unpacking"
@@ -109,8 +114,10 @@ def _install(root: nn.Module, dotted: str, module: nn.Module) -> None:
     current.add_module(leaf, module)
 
 
-def build_graph_module(graph: Graph) -> torch.fx.GraphModule:
-    """The module on the meta device (no memory), with the generated forward."""
+def build_graph_module(graph: Graph, device: torch.device | str = "meta") -> torch.fx.GraphModule:
+    """The module with the generated forward, its tensors on `device` (default meta: no memory)
+    with PyTorch's default initialisation; the spec's init policies are not applied here."""
+    device = torch.device(device)
     spec = graph.spec
     fx_graph = torch.fx.Graph()
     root = nn.Module()
@@ -120,7 +127,7 @@ def build_graph_module(graph: Graph) -> torch.fx.GraphModule:
     installed: dict[str, nn.Module] = {}
     for node_id in graph.order:
         node = spec.node(node_id)
-        module = _meta_build(node, graph.in_shapes(node_id))
+        module = _node_module(node, graph.in_shapes(node_id), device)
         if module is not None:
             taken = next((part for part in node_id.split(".") if part in _MODULE_ATTRIBUTES), None)
             if taken is not None:  # found by fuzzing: `id: double` raised KeyError
@@ -160,37 +167,45 @@ def build(spec_or_path: Spec | str | os.PathLike, device: str | torch.device | N
     graph = analysis.graph
     device = torch.device(device) if device is not None else torch.device("cpu")
     check_build(analysis, device, max_memory, dtype)
-    gm = build_graph_module(graph)
-    if device.type != "meta":
-        gm.to_empty(device=device)
-        initialize(gm, spec, seed)
+    if device.type == "meta":
+        gm = build_graph_module(graph, device)
+    else:
+        with _seeded(spec.init.seed if seed is None else seed, device):
+            gm = build_graph_module(graph, device)
+            apply_policies(gm, spec)
     if dtype is not None:
         gm.to(dtype)
     return gm
 
 
-def initialize(gm: nn.Module, spec: Spec, seed: int | None = None) -> None:
-    """Apply PyTorch's defaults, then the spec's policies, deterministically for a seed."""
-    seed = spec.init.seed if seed is None else seed
-    devices = []
-    p = next(iter(gm.parameters()), None)
-    if p is not None and p.device.type == "cuda":
-        devices = [p.device.index or 0]
-    with torch.random.fork_rng(devices=devices, enabled=seed is not None):
-        if seed is not None:
-            torch.manual_seed(seed)
-        with torch.no_grad():
-            for node in spec.nodes:
-                module = gm.get_submodule(node.id) if _has_module(gm, node.id) else None
-                if module is None:
-                    continue
-                init_policies.reset(module)
-                try:
-                    init_policies.apply(module, spec.init, node.init, node.block.family)
-                except ValueError as exc:
-                    from .errors import Problem
+def _seeded(seed: int | None, device: torch.device):
+    """Run under `seed` without disturbing the caller's random state (no-op for None)."""
+    if seed is None:
+        return contextlib.nullcontext()
+    return _fork_and_seed(seed, [device.index or 0] if device.type == "cuda" else [])
 
-                    raise SpecError(Problem(node.loc, f"node {node.id!r}: {exc}", node.path + ".init")) from None
+
+@contextlib.contextmanager
+def _fork_and_seed(seed: int, devices: list[int]):
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def apply_policies(gm: nn.Module, spec: Spec) -> None:
+    """The spec's init policies over freshly built modules (which already hold PyTorch's
+    defaults, so tensors no rule mentions keep them)."""
+    with torch.no_grad():
+        for node in spec.nodes:
+            module = gm.get_submodule(node.id) if _has_module(gm, node.id) else None
+            if module is None:
+                continue
+            try:
+                init_policies.apply(module, spec.init, node.init, node.block.family)
+            except ValueError as exc:
+                from .errors import Problem
+
+                raise SpecError(Problem(node.loc, f"node {node.id!r}: {exc}", node.path + ".init")) from None
 
 
 def _has_module(gm: nn.Module, dotted: str) -> bool:

@@ -47,7 +47,7 @@ class Initializer(_Model):
     """One tensor's initialisation."""
 
     kind: Kind
-    """default (PyTorch's), uniform, normal, trunc_normal (cut at 2 std), xavier_uniform, xavier_normal, he_uniform,
+    """default (PyTorch's), uniform, normal, trunc_normal (cut at `low`/`high`), xavier_uniform, xavier_normal, he_uniform,
     he_normal, zeros, ones, constant, orthogonal."""
     a: float = Field(0.01, gt=0)
     """uniform: values are drawn from [-a, a] (the seed's small uniform init)."""
@@ -55,6 +55,11 @@ class Initializer(_Model):
     """normal and trunc_normal: mean."""
     std: float = Field(0.01, gt=0)
     """normal and trunc_normal: standard deviation."""
+    low: float | None = None
+    """trunc_normal: values below are redrawn (default mean - 2 std; torchvision's GoogLeNet and
+    Inception use -2, i.e. hardly any cut at std 0.01)."""
+    high: float | None = None
+    """trunc_normal: values above are redrawn (default mean + 2 std)."""
     gain: float = Field(1.0, gt=0)
     """xavier and orthogonal: scaling factor."""
     mode: Literal["fan_in", "fan_out"] = "fan_in"
@@ -74,6 +79,18 @@ class Initializer(_Model):
             value = {**value, "kind": ALIASES[value["kind"]]}
         return value
 
+    @model_validator(mode="after")
+    def _ordered_bounds(self):
+        if self.kind == "trunc_normal" and not self.bounds[0] < self.bounds[1]:
+            raise ValueError(f"trunc_normal needs low < high, got low {self.bounds[0]:g} and high {self.bounds[1]:g}")
+        return self
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """trunc_normal's cut-offs: low and high, by default two standard deviations around the mean."""
+        return (self.mean - 2 * self.std if self.low is None else self.low,
+                self.mean + 2 * self.std if self.high is None else self.high)
+
     @property
     def needs_matrix(self) -> bool:
         return self.kind in MATRIX_KINDS
@@ -89,7 +106,7 @@ class Initializer(_Model):
         elif k == "normal":
             nn.init.normal_(tensor, self.mean, self.std)
         elif k == "trunc_normal":
-            nn.init.trunc_normal_(tensor, self.mean, self.std, self.mean - 2 * self.std, self.mean + 2 * self.std)
+            nn.init.trunc_normal_(tensor, self.mean, self.std, *self.bounds)
         elif k == "zeros":
             nn.init.zeros_(tensor)
         elif k == "ones":

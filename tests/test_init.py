@@ -102,3 +102,33 @@ def test_pytorch_and_keras_names_are_aliases():
     a = weights(spec("{conv: kaiming_normal}"))["d.conv.weight"]
     b = weights(spec("{conv: he_normal}"))["d.conv.weight"]
     assert torch.equal(a, b)
+
+
+def test_trunc_normal_cuts_at_two_std_or_the_given_bounds():
+    w = weights(spec("{conv: {weight: {kind: trunc_normal, std: 0.02}}}"))["c.conv.weight"]
+    assert w.abs().max().item() <= 0.04 and w.abs().max().item() > 0.035  # cut at 2 std, reached
+    # torchvision's GoogLeNet: trunc_normal_(std=0.01, a=-2, b=2), no cut in practice
+    w = weights(spec("{conv: {weight: {kind: trunc_normal, std: 0.01, low: -2, high: 2}}}"))["c.conv.weight"]
+    assert w.abs().max().item() > 0.03 and w.std().item() == pytest.approx(0.01, rel=0.05)
+    w = weights(spec("{conv: {weight: {kind: trunc_normal, std: 0.01, low: 0, high: 0.005}}}"))["c.conv.weight"]
+    assert w.min().item() >= 0 and w.max().item() <= 0.005
+
+
+def test_trunc_normal_bounds_out_of_order_are_a_located_error():
+    with pytest.raises(compiler.SpecError) as err:
+        compiler.load(spec("{conv: {weight: {kind: trunc_normal, low: 1, high: 0.5}}}"))
+    assert str(err.value).startswith("<string>:5:")
+    assert "trunc_normal needs low < high, got low 1 and high 0.5" in str(err.value)
+
+
+def test_build_leaves_the_global_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    compiler.build(spec("{seed: 1, conv: he_normal}"))
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_same_seed_same_weights_on_every_tensor():
+    a, b = weights(spec("{}"), seed=3), weights(spec("{}"), seed=3)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
