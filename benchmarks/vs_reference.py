@@ -18,7 +18,9 @@ build, weights initialised) against the reference's constructor.
     .venv/bin/python benchmarks/vs_reference.py --models resnet18 --batches 1 --rounds 3 --out -
 
 The full run takes long (an hour or more on 2 CPU cores with torch.compile) and needs a quiet
-machine: other processes distort the ratios.
+machine: other processes distort the ratios. The rows measured so far are kept in --rows (a JSON
+file) and the page is rewritten after every model, so an interrupted run loses at most one model:
+run the same command again with --resume to measure only the models still missing.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -121,10 +124,11 @@ def _pair(name: str, device: torch.device):
     return spec, ours.to(device, memory_format=fmt), theirs.to(device, memory_format=fmt), fmt
 
 
-def run(models, batches, modes, rounds, warmup, device, log) -> list[dict]:
-    rows = []
+def run(models, batches, modes, rounds, warmup, device, log, done) -> None:
+    """Measure every model in turn; `done(name, rows)` is told after each one."""
     for name in models:
-        b_ours, b_ref = build_time(name, max(3, rounds // 2))
+        rows = []
+        b_ours, b_ref = build_time(name, max(5, rounds))
         rows.append({"spec": name, "what": "spec -> module", "mode": "-", "batch": "-",
                      "ours": b_ours, "ref": b_ref})
         log(rows[-1])
@@ -142,8 +146,8 @@ def run(models, batches, modes, rounds, warmup, device, log) -> list[dict]:
                     rows.append({"spec": name, "what": "forward+backward" if backward else "forward", "mode": mode,
                                  "batch": batch, "ours": t_ours, "ref": t_ref})
                     log(rows[-1])
-        del ours, theirs
-    return rows
+        del ours, theirs, pair
+        done(name, rows)
 
 
 def _ms(seconds: float) -> str:
@@ -160,12 +164,13 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def environment(device: torch.device, args) -> str:
+def environment(device: torch.device, args, missing: list[str]) -> str:
     where = (torch.cuda.get_device_name(device) + ", bf16 autocast, channels_last") if device.type == "cuda" \
         else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads), float32"
     return (f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {where}; "
             f"torch {torch.__version__}, Python {platform.python_version()}; {args.rounds} alternating rounds "
-            f"after {args.warmup} warm-up call(s), medians. Command: `{' '.join(['benchmarks/vs_reference.py', *sys.argv[1:]])}`")
+            f"after {args.warmup} warm-up call(s), medians. Command: `{' '.join(['benchmarks/vs_reference.py', *sys.argv[1:]])}`"
+            + (f"\n\n**Not measured yet: {', '.join(missing)}** (run again with --resume)." if missing else ""))
 
 
 def write_doc(path: Path, text: str) -> None:
@@ -184,10 +189,13 @@ def main(argv=None) -> int:
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated spec names")
     p.add_argument("--batches", default="1,32", help="comma-separated batch sizes (default 1,32)")
     p.add_argument("--modes", default="eager,compile", help="eager and/or compile (default both)")
-    p.add_argument("--rounds", type=int, default=10, help="timed alternating rounds (default 10)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
+    p.add_argument("--rounds", type=int, default=6, help="timed alternating rounds (default 6)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
     p.add_argument("--device", default="auto", help="auto (cuda if present), cpu or cuda")
     p.add_argument("--out", default=str(DOC), help="markdown file to update, or - to print only")
+    p.add_argument("--rows", default=str(ROOT / "benchmarks" / "results" / "vs_reference.json"),
+                   help="JSON file keeping the measured rows, per model (default benchmarks/results/vs_reference.json)")
+    p.add_argument("--resume", action="store_true", help="keep the models already in --rows, measure the rest")
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
@@ -203,13 +211,30 @@ def main(argv=None) -> int:
         print(f"{r['spec']:20} {r['what']:17} {r['mode']:8} {str(r['batch']):>5}  ours {_ms(r['ours']):>9} ms  "
               f"ref {_ms(r['ref']):>9} ms  ratio {r['ref'] / r['ours']:.2f}", flush=True)
 
-    rows = run(models, [int(b) for b in args.batches.split(",")], modes, args.rounds, args.warmup, device, log)
-    text = environment(device, args) + "\n\n" + table(rows)
-    if args.out == "-":
-        print(text)
-    else:
-        write_doc(Path(args.out), text)
-        print(f"wrote {args.out}")
+    rows_file = Path(args.rows)
+    measured: dict[str, list[dict]] = json.loads(rows_file.read_text()) if args.resume and rows_file.is_file() else {}
+    measured = {m: measured[m] for m in models if m in measured}
+
+    def publish(name=None, model_rows=None):
+        if name is not None:
+            measured[name] = model_rows
+            rows_file.parent.mkdir(parents=True, exist_ok=True)
+            rows_file.write_text(json.dumps(measured, indent=1) + "\n")
+        rows = [r for m in models for r in measured.get(m, [])]
+        text = environment(device, args, [m for m in models if m not in measured]) + "\n\n" + table(rows)
+        if args.out == "-":
+            if len(measured) == len(models):
+                print(text)
+        else:
+            write_doc(Path(args.out), text)
+            print(f"wrote {args.out}", flush=True)
+        return rows
+
+    todo = [m for m in models if m not in measured]
+    if measured:
+        print(f"kept from {rows_file}: {', '.join(measured)}; measuring {', '.join(todo) or 'nothing'}")
+    run(todo, [int(b) for b in args.batches.split(",")], modes, args.rounds, args.warmup, device, log, publish)
+    rows = publish()
     slower = [r for r in rows if r["ref"] / r["ours"] < 0.98]
     print(f"{len(slower)} of {len(rows)} ratios below 0.98")
     return 0
