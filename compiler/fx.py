@@ -50,9 +50,6 @@ def _argument_names(inputs: list[str], reserved: set[str] = _RESERVED) -> list[s
     return names
 
 
-_MODULE_ATTRIBUTES = set(dir(nn.Module))
-
-
 def _node_module(node, in_shapes, device: torch.device):
     """The node's module, created on `device` with PyTorch's default initialisation; a tensor
     too large for PyTorch to describe (more than 2**63 bytes, found by fuzzing) is a located
@@ -129,13 +126,6 @@ def build_graph_module(graph: Graph, device: torch.device | str = "meta") -> tor
         node = spec.node(node_id)
         module = _node_module(node, graph.in_shapes(node_id), device)
         if module is not None:
-            taken = next((part for part in node_id.split(".") if part in _MODULE_ATTRIBUTES), None)
-            if taken is not None:  # found by fuzzing: `id: double` raised KeyError
-                from .errors import Problem
-
-                raise SpecError(Problem(node.loc, f"id {taken!r} is the name of a torch.nn.Module attribute "
-                                                  f"(Module.{taken}), so the built module cannot hold a node of "
-                                                  f"that name; choose another id, e.g. {taken}_", node.path))
             _install(root, node_id, module)
             installed[node_id] = module
         emitter = _Emitter(fx_graph, node_id, module, str(node.loc))

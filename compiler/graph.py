@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from .blocks.base import Shape, fmt
+from .blocks.base import Block, Shape, fmt
 from .errors import Collector, Loc, Problem, ShapeError, SpecError
+from .reserved import GRAPH_MODULE_ATTRIBUTES, clash
 from .spec import Node, Spec, did_you_mean
 
 
@@ -63,6 +64,7 @@ def check(spec: Spec) -> Graph:
     for node in spec.nodes:
         by_id[node.id] = node
         dag.add_node(node.id, kind="node")
+        _check_module_name(node, out)
     known |= set(by_id) | set(spec.aliases)
     inputs: dict[str, list[str]] = {}
     for node in spec.nodes:
@@ -106,6 +108,20 @@ def check(spec: Spec) -> Graph:
     out.raise_if_errors()
     return Graph(spec, dag, order, inputs, shapes, outputs, out.warnings, trials, regions,
                  [b for b in spec.inputs if b in boxes])
+
+
+def _check_module_name(node: Node, out: Collector) -> None:
+    """A node with weights becomes an attribute of the built module, so its id (each part of
+    a dotted one) must not be a name torch.nn.Module already uses (found by fuzzing: `id:
+    double` failed only when building)."""
+    if type(node.block).build is Block.build:
+        return  # stateless: no module is installed under its id
+    taken = clash(node.id)
+    if taken is not None:
+        where = "torch.fx.GraphModule" if taken in GRAPH_MODULE_ATTRIBUTES else "torch.nn.Module"
+        out.error(node.loc, f"id {taken!r} is the name of a {where} attribute ({where.split('.')[-1]}.{taken}), "
+                  f"so the built module cannot hold a node of that name; choose another id, e.g. "
+                  f"{taken.strip('_') or 'node'}_", node.path)
 
 
 def _count_regions(node: Node, refs: list[str], shapes: dict[str, Shape], regions: dict[str, int],

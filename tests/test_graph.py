@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import compiler
 from compiler import SpecError
+from compiler.graph import check
 
 
 def make(nodes: str, outputs: str = "") -> str:
@@ -75,3 +77,57 @@ def test_stacked_3x3_receptive_fields():
     rows = {n.id: (n.rf, n.jump) for n in compiler.analyze(spec).nodes}
     assert rows["c.0"] == (3, 1) and rows["c.1"] == (5, 1) and rows["c.2"] == (7, 1)
     assert rows["p"] == (8, 2) and rows["d"] == (12, 2)
+
+
+def test_reserved_names_are_those_of_the_installed_torch():
+    """compiler.reserved writes torch's attribute names out (validation does not import torch);
+    they must cover what this torch uses, or a clash would surface only when building."""
+    import re
+
+    import torch.fx
+    from torch import nn
+
+    from compiler.reserved import GRAPH_MODULE_ATTRIBUTES, MODULE_ATTRIBUTES
+
+    def names(*sources):
+        found = set().union(*(set(dir(s)) | set(vars(s)) for s in sources))
+        return {n for n in found if re.fullmatch(r"[A-Za-z_]\w*", n) and not (n.startswith("__") and n.endswith("__"))}
+
+    module = names(nn.Module, nn.Module())
+    assert module <= MODULE_ATTRIBUTES, f"add to MODULE_ATTRIBUTES: {sorted(module - MODULE_ATTRIBUTES)}"
+    graph_module = names(torch.fx.GraphModule, torch.fx.GraphModule(nn.Module(), torch.fx.Graph())) - module
+    assert graph_module <= GRAPH_MODULE_ATTRIBUTES, f"add: {sorted(graph_module - GRAPH_MODULE_ATTRIBUTES)}"
+
+
+@pytest.mark.parametrize("node_id, taken, where", [
+    ("training", "training", "torch.nn.Module"), ("graph", "graph", "torch.fx.GraphModule"),
+    ("meta", "meta", "torch.fx.GraphModule"), ("_modules", "_modules", "torch.nn.Module"),
+])
+def test_a_weighted_node_named_like_a_module_attribute_fails_validation(node_id, taken, where):
+    text = f"""\
+blockgraph: 1
+name: attrs
+inputs: {{image: [3, 8, 8]}}
+nodes:
+  - {{id: {node_id}, op: conv, out: 4}}
+  - {{op: gap}}
+"""
+    with pytest.raises(compiler.SpecError) as info:
+        check(compiler.load(text))
+    problem = info.value.first
+    assert (problem.loc.line, problem.loc.col) == (5, 5)
+    assert f"id {taken!r} is the name of a {where} attribute" in problem.message
+
+
+def test_module_attribute_names_are_fine_for_stateless_nodes():
+    text = """\
+blockgraph: 1
+name: attrs
+inputs: {image: [3, 8, 8]}
+nodes:
+  - {id: c, op: conv, out: 4}
+  - {id: train, op: gap}
+  - {id: graph, op: flatten}
+"""
+    model = compiler.build(text)
+    assert model(torch.zeros(1, 3, 8, 8)).shape == (1, 4)
