@@ -25,6 +25,7 @@ from .analysis import analyze
 from .budget import check_build
 from .errors import SpecError
 from .graph import Graph
+from .inplace import SHAPE, make_inplace
 from .spec import Spec, load
 
 
@@ -130,8 +131,11 @@ def build_graph_module(graph: Graph, device: torch.device | str = "meta") -> tor
             installed[node_id] = module
         emitter = _Emitter(fx_graph, node_id, module, str(node.loc))
         values[node_id] = node.block.emit(emitter, [values[r] for r in graph.inputs[node_id]])
+        if isinstance(values[node_id], torch.fx.Node):
+            values[node_id].meta[SHAPE] = graph.shapes[node_id]
     results = [values[o] for o in graph.outputs]
     fx_graph.output(results[0] if len(results) == 1 else tuple(results))
+    make_inplace(fx_graph, root)
     fx_graph.lint()
     gm = torch.fx.GraphModule(root, fx_graph, class_name=_class_name(spec.name))
     # GraphModule copies only the called children and rebuilds their parents as bare

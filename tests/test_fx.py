@@ -43,7 +43,7 @@ def test_generated_code_reads_like_pytorch():
     code = compiler.build(BRANCHY).code
     assert "def forward(self, image, extra):" in code
     assert "stem_conv = self.stem.conv(image)" in code
-    assert "joined = left + right" in code
+    assert "joined = left.add_(right)" in code  # a fresh, single-use conv output: summed in place
     assert "torch.cat([joined, stem], 1)" in code
     assert "torch.softmax(logits, dim = 1)" in code
     assert "return (logits, probs)" in code
