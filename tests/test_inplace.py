@@ -103,3 +103,28 @@ def test_the_pass_only_rewrites_fresh_single_use_tensors():
     total = graph.call_function(operator.add, (x, y))
     graph.output(total)
     assert inplace.make_inplace(graph, torch.nn.Module()) == 0  # graph inputs belong to the caller
+
+
+PREACT = """\
+blockgraph: 1
+name: preact
+inputs: {x: [4, 6, 6]}
+nodes:
+  - {id: c0, op: conv, out: 4, k: 1}
+  - {id: with_norm, op: conv, out: 4, k: 3, norm: batch, act: relu, order: norm-act-conv, in: c0}
+  - {id: no_norm, op: conv, out: 4, k: 3, act: relu, order: norm-act-conv, in: c0}
+  - {id: s, op: add, in: [with_norm, no_norm]}
+  - {id: both, op: add, in: [s, c0]}
+"""
+
+
+def test_pre_activation_relu_is_in_place_only_on_the_norms_output():
+    model = compiler.build(PREACT, seed=0)
+    assert model.with_norm.act.inplace  # overwrites the norm's output, private to the unit
+    assert not model.no_norm.act.inplace  # would overwrite c0, which `both` reads too
+    x = torch.randn(2, 4, 6, 6)
+    c0 = model.c0(x).detach()
+    expected = (model.with_norm.conv(torch.relu(model.with_norm.norm(c0))) + model.no_norm.conv(torch.relu(c0)) + c0)
+    out = model(x)
+    torch.testing.assert_close(out, expected)
+    out.sum().backward()  # no in-place modification of a tensor autograd saved

@@ -132,6 +132,7 @@ class Conv(Block):
                 pre = self.order == "norm-act-conv"
                 parts["norm"] = self.norm.module(shape if pre else self.out_shape(in_shapes))
             elif part == "act" and self.act is not None:
-                # In place is safe only where the tensor it overwrites is private to this unit.
-                parts["act"] = self.act.module(inplace=self.order != "norm-act-conv")
+                # In place is safe only where the tensor it overwrites is private to this unit: the
+                # conv's or the norm's output, not the unit's input (pre-activation without a norm).
+                parts["act"] = self.act.module(inplace=self.order != "norm-act-conv" or self.norm is not None)
         return nn.Sequential(parts)

@@ -171,7 +171,7 @@ class Deconv(Block):
                 pre = self.order == "norm-act-conv"
                 parts["norm"] = self.norm.module(shape if pre else self.out_shape(in_shapes))
             elif part == "act" and self.act is not None:
-                parts["act"] = self.act.module(inplace=self.order != "norm-act-conv")
+                parts["act"] = self.act.module(inplace=self.order != "norm-act-conv" or self.norm is not None)
         return nn.Sequential(parts)
 
 
