@@ -34,7 +34,10 @@ def test_macs_agree_with_torchinfo_and_torchvision_docs(name):
 
 
 @pytest.mark.parametrize("name", ["resnet18", "googlenet", "dpn68"])
-def test_activation_memory_matches_measured_outputs(name):
+def test_activation_memory_matches_measured_outputs(name, monkeypatch):
+    """The analysis counts every node's output as its own tensor: measured on the graph without
+    compiler.inplace's rewrites (which reuse the memory of some sums and ReLUs)."""
+    monkeypatch.setattr("compiler.fx.make_inplace", lambda graph, root: 0)
     spec = compiler.load(SPECS / f"{name}.yaml")
     analysis = compiler.analyze(spec, batch=2)
     model = compiler.build(spec, seed=0).eval()
