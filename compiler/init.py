@@ -204,13 +204,6 @@ def family_of(module) -> Family | None:
     return None
 
 
-def reset(module) -> None:
-    """PyTorch's default initialisation of every submodule (parameters and running stats)."""
-    for sub in module.modules():
-        if hasattr(sub, "reset_parameters"):
-            sub.reset_parameters()
-
-
 def apply(module, policy: InitPolicy, override: NodeInit | None = None, own_family: str = "") -> None:
     """Initialise `module` (one node's): the node's own rules first, then the spec's family
     rule, then the spec-wide bias; anything unmentioned keeps PyTorch's default."""

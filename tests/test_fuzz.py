@@ -122,25 +122,3 @@ nodes:
     assert (problem.loc.line, problem.loc.col) == (7, 5)  # the linear layer, whose weight has 2**65 columns
     assert "node 'linear1' (linear) cannot be built" in problem.message and "Overflow" in problem.message
 
-
-def test_a_node_id_that_is_a_module_attribute_is_a_located_error():
-    """`id: double` (nn.Module.double) raised KeyError "attribute 'double' already exists"."""
-    import pytest
-
-    import compiler
-    from compiler import SpecError
-
-    text = """\
-blockgraph: 1
-name: attrs
-inputs: {image: [3, 8, 8]}
-nodes:
-  - {id: double, op: conv, out: 4}
-  - {op: gap}
-"""
-    with pytest.raises(SpecError) as info:
-        compiler.build(text, device="meta")
-    problem = info.value.first
-    assert (problem.loc.line, problem.loc.col) == (5, 5)
-    assert "id 'double' is the name of a torch.nn.Module attribute (Module.double)" in problem.message
-    assert compiler.build(text.replace("id: double", "id: double_"), device="meta") is not None

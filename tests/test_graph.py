@@ -101,6 +101,7 @@ def test_reserved_names_are_those_of_the_installed_torch():
 
 
 @pytest.mark.parametrize("node_id, taken, where", [
+    ("double", "double", "torch.nn.Module"),  # found by fuzzing: raised KeyError when building
     ("training", "training", "torch.nn.Module"), ("graph", "graph", "torch.fx.GraphModule"),
     ("meta", "meta", "torch.fx.GraphModule"), ("_modules", "_modules", "torch.nn.Module"),
 ])
@@ -118,6 +119,9 @@ nodes:
     problem = info.value.first
     assert (problem.loc.line, problem.loc.col) == (5, 5)
     assert f"id {taken!r} is the name of a {where} attribute" in problem.message
+    with pytest.raises(compiler.SpecError):
+        compiler.build(text, device="meta")  # build refuses it too (it checks the graph first)
+    assert compiler.build(text.replace(f"id: {node_id},", f"id: {node_id}_,"), device="meta") is not None
 
 
 def test_module_attribute_names_are_fine_for_stateless_nodes():

@@ -94,7 +94,7 @@ def test_outputs_and_gradients_equal_the_out_of_place_graph(text, monkeypatch):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-6, atol=1e-7, msg=name)
 
 
-def test_the_pass_only_rewrites_fresh_single_use_tensors():
+def test_graph_inputs_are_never_written_over():
     graph = torch.fx.Graph()
     x = graph.placeholder("x")
     y = graph.placeholder("y")
