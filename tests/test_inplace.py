@@ -36,6 +36,12 @@ def test_resnet_shortcuts_add_into_the_branch_and_relu_in_place():
     # 8 basic blocks: `branch.add_(shortcut)` then `relu_`, as torchvision's `out += identity`
     assert _calls(model) == {"add_": 8, "add": 0, "relu_": 8, "relu": 0}
     assert "layer1_0_add = layer1_0_conv2.add_(maxpool)" in model.code
+    # a projection shortcut too is summed into the branch, computed after it as torchvision does
+    # (`identity = self.downsample(x)` after the body): inductor then schedules the two convs in
+    # that order, keeping the shortcut in cache for the sum
+    assert "layer2_0_add = layer2_0_conv2.add_(layer2_0_shortcut)" in model.code
+    code = model.code
+    assert code.index("layer2_0_conv2_conv = ") < code.index("layer2_0_shortcut_conv = ")
 
 
 UNSAFE = """\
