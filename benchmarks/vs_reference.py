@@ -81,28 +81,38 @@ def _timed(model, x, device, backward: bool) -> float:
     return time.perf_counter() - start
 
 
-def compare(ours, theirs, x, device, backward: bool, rounds: int, warmup: int) -> tuple[float, float]:
-    """Median seconds per call (ours, reference), alternating which runs first."""
+def compare(ours, theirs, x, device, backward: bool, rounds: int, warmup: int,
+            min_seconds: float = 0.0, max_rounds: int = 200) -> tuple[float, float, int]:
+    """Median seconds per call (ours, reference) and the rounds run, alternating which runs first.
+
+    At least `rounds` rounds, and more (up to `max_rounds`) until each side has run for
+    `min_seconds`: a 30 ms call then gets a hundred rounds, which an A/A check (a model
+    against a copy of itself) needs to agree within 1 % on this machine, where six rounds
+    left 3 %.
+    """
     for m in (ours, theirs):
         m.train(backward)
         for _ in range(warmup):
             _step(m, x, device, backward)
             m.zero_grad(set_to_none=True)
     times: tuple[list[float], list[float]] = ([], [])
-    for r in range(rounds):
+    r = 0
+    while r < rounds or (r < max_rounds and min(sum(times[0]), sum(times[1])) < min_seconds):
         order = ((0, ours), (1, theirs)) if r % 2 == 0 else ((1, theirs), (0, ours))
         for i, m in order:
             times[i].append(_timed(m, x, device, backward))
             m.zero_grad(set_to_none=True)
-    return statistics.median(times[0]), statistics.median(times[1])
+        r += 1
+    return statistics.median(times[0]), statistics.median(times[1]), r
 
 
-def build_time(name: str, rounds: int) -> tuple[float, float]:
-    """Median seconds: spec file -> initialised module, and the reference constructor."""
+def build_time(name: str, rounds: int, min_seconds: float = 0.0, max_rounds: int = 200) -> tuple[float, float, int]:
+    """Median seconds (spec file -> initialised module, the reference constructor) and the rounds run."""
     spec_path = ROOT / "specs" / f"{name}.yaml"
     reference = compiler.load(spec_path).reference
     ours, theirs = [], []
-    for r in range(rounds):
+    r = 0
+    while r < rounds or (r < max_rounds and min(sum(ours), sum(theirs)) < min_seconds):
         for which in ((0, 1) if r % 2 == 0 else (1, 0)):
             start = time.perf_counter()
             if which == 0:
@@ -111,7 +121,8 @@ def build_time(name: str, rounds: int) -> tuple[float, float]:
             else:
                 construct(reference)
                 theirs.append(time.perf_counter() - start)
-    return statistics.median(ours), statistics.median(theirs)
+        r += 1
+    return statistics.median(ours), statistics.median(theirs), r
 
 
 def _pair(name: str, device: torch.device):
@@ -124,29 +135,43 @@ def _pair(name: str, device: torch.device):
     return spec, ours.to(device, memory_format=fmt), theirs.to(device, memory_format=fmt), fmt
 
 
-def run(models, batches, modes, rounds, warmup, device, log, done) -> None:
-    """Measure every model in turn; `done(name, rows)` is told after each one."""
+WHATS = ("build", "forward", "backward")
+
+
+def _now() -> str:
+    return f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}"
+
+
+def run(models, batches, modes, whats, rounds, warmup, min_seconds, device, log, done) -> None:
+    """Measure every model in turn; `done(name, rows)` is told after each one.
+
+    `whats` picks the rows: "build" (spec -> module), "forward", "backward" (forward+backward).
+    """
     for name in models:
         rows = []
-        b_ours, b_ref = build_time(name, max(5, rounds))
-        rows.append({"spec": name, "what": "spec -> module", "mode": "-", "batch": "-",
-                     "ours": b_ours, "ref": b_ref})
-        log(rows[-1])
-        spec, ours, theirs, fmt = _pair(name, device)
-        for mode in modes:
-            if mode == "compile":
-                torch._dynamo.reset()
-                pair = (torch.compile(ours), torch.compile(theirs))
-            else:
-                pair = (ours, theirs)
-            for batch in batches:
-                x = torch.randn(batch, *spec.inputs["image"], device=device).contiguous(memory_format=fmt)
-                for backward in (False, True):
-                    t_ours, t_ref = compare(*pair, x, device, backward, rounds, warmup)
-                    rows.append({"spec": name, "what": "forward+backward" if backward else "forward", "mode": mode,
-                                 "batch": batch, "ours": t_ours, "ref": t_ref})
-                    log(rows[-1])
-        del ours, theirs, pair
+        if "build" in whats:
+            b_ours, b_ref, n = build_time(name, max(5, rounds), min_seconds)
+            rows.append({"spec": name, "what": "spec -> module", "mode": "-", "batch": "-",
+                         "ours": b_ours, "ref": b_ref, "rounds": n, "at": _now()})
+            log(rows[-1])
+        passes = [backward for backward, what in ((False, "forward"), (True, "backward")) if what in whats]
+        if passes and modes and batches:
+            spec, ours, theirs, fmt = _pair(name, device)
+            for mode in modes:
+                if mode == "compile":
+                    torch._dynamo.reset()
+                    pair = (torch.compile(ours), torch.compile(theirs))
+                else:
+                    pair = (ours, theirs)
+                for batch in batches:
+                    x = torch.randn(batch, *spec.inputs["image"], device=device).contiguous(memory_format=fmt)
+                    for backward in passes:
+                        t_ours, t_ref, n = compare(*pair, x, device, backward, rounds, warmup, min_seconds)
+                        rows.append({"spec": name, "what": "forward+backward" if backward else "forward",
+                                     "mode": mode, "batch": batch, "ours": t_ours, "ref": t_ref, "rounds": n,
+                                     "at": _now()})
+                        log(rows[-1])
+            del ours, theirs, pair
         done(name, rows)
 
 
@@ -155,21 +180,39 @@ def _ms(seconds: float) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| spec | measured | mode | batch | spec ms | reference ms | ratio |", "|---|---|---|---|---|---|---|"]
+    lines = ["| spec | measured | mode | batch | spec ms | reference ms | ratio | rounds | at (UTC) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = r["ref"] / r["ours"]
         flag = " **(slower)**" if ratio < 0.98 else ""
         lines.append(f"| {r['spec']} | {r['what']} | {r['mode']} | {r['batch']} | {_ms(r['ours'])} | "
-                     f"{_ms(r['ref'])} | {ratio:.2f}{flag} |")
+                     f"{_ms(r['ref'])} | {ratio:.2f}{flag} | {r.get('rounds', '?')} | {r.get('at', '?')} |")
     return "\n".join(lines)
+
+
+def _row_order(row: dict) -> tuple:
+    """Table order within a spec: spec -> module, then eager/compile x batch x forward/backward."""
+    if row["what"] == "spec -> module":
+        return (0,)
+    return (1, ["eager", "compile"].index(row["mode"]), row["batch"], row["what"] != "forward")
+
+
+def merge(old: list[dict], new: list[dict]) -> list[dict]:
+    """`old` with the rows measured again in `new` replaced (same what, mode and batch)."""
+    key = lambda r: (r["what"], r["mode"], r["batch"])  # noqa: E731
+    fresh = {key(r): r for r in new}
+    kept = [r for r in old if key(r) not in fresh]
+    return sorted(kept + list(fresh.values()), key=_row_order)
 
 
 def environment(device: torch.device, args, missing: list[str]) -> str:
     where = (torch.cuda.get_device_name(device) + ", bf16 autocast, channels_last") if device.type == "cuda" \
         else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads), float32"
-    return (f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {where}; "
-            f"torch {torch.__version__}, Python {platform.python_version()}; {args.rounds} alternating rounds "
-            f"after {args.warmup} warm-up call(s), medians. Command: `{' '.join(['benchmarks/vs_reference.py', *sys.argv[1:]])}`"
+    return (f"Page written {_now()} UTC, on {where}; torch {torch.__version__}, Python "
+            f"{platform.python_version()}. Each row: alternating rounds (its `rounds` column) after "
+            f"{args.warmup} warm-up call(s), at least {args.rounds} and until each side ran "
+            f"{args.min_seconds:g} s, medians; `at` says when the row was measured. Last command: "
+            f"`{' '.join(['benchmarks/vs_reference.py', *sys.argv[1:]])}`"
             + (f"\n\n**Not measured yet: {', '.join(missing)}** (run again with --resume)." if missing else ""))
 
 
@@ -189,13 +232,20 @@ def main(argv=None) -> int:
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated spec names")
     p.add_argument("--batches", default="1,32", help="comma-separated batch sizes (default 1,32)")
     p.add_argument("--modes", default="eager,compile", help="eager and/or compile (default both)")
-    p.add_argument("--rounds", type=int, default=6, help="timed alternating rounds (default 6)")
+    p.add_argument("--what", default=",".join(WHATS),
+                   help="rows to measure: build (spec -> module), forward, backward (default all three)")
+    p.add_argument("--rounds", type=int, default=6, help="at least this many alternating rounds (default 6)")
+    p.add_argument("--min-seconds", type=float, default=3.0,
+                   help="and more rounds (up to 200) until each side ran this long (default 3)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
     p.add_argument("--device", default="auto", help="auto (cuda if present), cpu or cuda")
     p.add_argument("--out", default=str(DOC), help="markdown file to update, or - to print only")
     p.add_argument("--rows", default=str(ROOT / "benchmarks" / "results" / "vs_reference.json"),
                    help="JSON file keeping the measured rows, per model (default benchmarks/results/vs_reference.json)")
-    p.add_argument("--resume", action="store_true", help="keep the models already in --rows, measure the rest")
+    keep = p.add_mutually_exclusive_group()
+    keep.add_argument("--resume", action="store_true", help="keep the models already in --rows, measure the rest")
+    keep.add_argument("--update", action="store_true",
+                      help="keep every row in --rows and replace only those measured now (the page shows them all)")
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
@@ -206,34 +256,45 @@ def main(argv=None) -> int:
     modes = [m for m in args.modes.split(",") if m]
     if set(modes) - {"eager", "compile"}:
         p.error("--modes takes eager and/or compile")
+    whats = [w for w in args.what.split(",") if w]
+    if not whats or set(whats) - set(WHATS):
+        p.error(f"--what takes {', '.join(WHATS)}")
+    try:
+        batches = [int(b) for b in args.batches.split(",") if b]
+    except ValueError:
+        p.error("--batches takes comma-separated integers")
 
     def log(r):
         print(f"{r['spec']:20} {r['what']:17} {r['mode']:8} {str(r['batch']):>5}  ours {_ms(r['ours']):>9} ms  "
-              f"ref {_ms(r['ref']):>9} ms  ratio {r['ref'] / r['ours']:.2f}", flush=True)
+              f"ref {_ms(r['ref']):>9} ms  ratio {r['ref'] / r['ours']:.2f}  ({r['rounds']} rounds)", flush=True)
 
     rows_file = Path(args.rows)
-    measured: dict[str, list[dict]] = json.loads(rows_file.read_text()) if args.resume and rows_file.is_file() else {}
-    measured = {m: measured[m] for m in models if m in measured}
+    kept_rows = args.resume or args.update
+    measured: dict[str, list[dict]] = json.loads(rows_file.read_text()) if kept_rows and rows_file.is_file() else {}
+    if args.resume:
+        measured = {m: measured[m] for m in models if m in measured}
+    shown = [m for m in MODELS if m in measured or m in models] + [m for m in measured if m not in MODELS]
+    shown += [m for m in models if m not in shown]
 
     def publish(name=None, model_rows=None):
         if name is not None:
-            measured[name] = model_rows
+            measured[name] = merge(measured.get(name, []), model_rows) if args.update else model_rows
             rows_file.parent.mkdir(parents=True, exist_ok=True)
             rows_file.write_text(json.dumps(measured, indent=1) + "\n")
-        rows = [r for m in models for r in measured.get(m, [])]
-        text = environment(device, args, [m for m in models if m not in measured]) + "\n\n" + table(rows)
+        rows = [r for m in shown for r in measured.get(m, [])]
+        text = environment(device, args, [m for m in shown if m not in measured]) + "\n\n" + table(rows)
         if args.out == "-":
-            if len(measured) == len(models):
+            if all(m in measured for m in shown):
                 print(text)
         else:
             write_doc(Path(args.out), text)
             print(f"wrote {args.out}", flush=True)
         return rows
 
-    todo = [m for m in models if m not in measured]
-    if measured:
+    todo = models if args.update else [m for m in models if m not in measured]
+    if args.resume and measured:
         print(f"kept from {rows_file}: {', '.join(measured)}; measuring {', '.join(todo) or 'nothing'}")
-    run(todo, [int(b) for b in args.batches.split(",")], modes, args.rounds, args.warmup, device, log, publish)
+    run(todo, batches, modes, whats, args.rounds, args.warmup, args.min_seconds, device, log, publish)
     rows = publish()
     slower = [r for r in rows if r["ref"] / r["ours"] < 0.98]
     print(f"{len(slower)} of {len(rows)} ratios below 0.98")

@@ -124,3 +124,137 @@ def test_channels_last_and_autocast_run():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x)
     assert out.shape == (2, 10) and math.isfinite(out.float().sum().item())
+
+
+# -- each tensor initialised once ---------------------------------------------------------
+
+@pytest.fixture()
+def uninitialised_memory_is_nan():
+    """torch.empty fills floats with NaN (and integers with their maximum), so a tensor the build
+    forgot to initialise shows."""
+    import torch.utils.deterministic
+
+    before = torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    yield
+    torch.use_deterministic_algorithms(before[0])
+    torch.utils.deterministic.fill_uninitialized_memory = before[1]
+
+
+BIG = """
+blockgraph: 1
+name: big
+inputs: {{x: [256, 8, 8]}}
+init: {init}
+nodes:
+  - {{id: plain, op: conv, out: 256, k: 3}}                 # 590k weights + a bias
+  - {{id: normed, op: conv, out: 256, k: 3, norm: batch}}   # and a norm with running statistics
+  - {{id: small, op: conv, out: 8, k: 1}}                   # 2k weights: built as usual
+"""
+
+
+def _default_init_calls(monkeypatch) -> list[tuple[int, ...]]:
+    """Shapes of the tensors given PyTorch's default conv/linear init (kaiming_uniform_)."""
+    calls: list[tuple[int, ...]] = []
+    real = torch.nn.init.kaiming_uniform_
+
+    def counting(tensor, *args, **kwargs):
+        if tensor.device.type != "meta":
+            calls.append(tuple(tensor.shape))
+        return real(tensor, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", counting)
+    return calls
+
+
+def test_a_policy_sets_big_weights_once_and_every_other_tensor_keeps_its_default(
+        monkeypatch, uninitialised_memory_is_nan):
+    calls = _default_init_calls(monkeypatch)
+    model = compiler.build(BIG.format(init="{conv: he_normal}"), seed=0)
+    # the two big convs never drew PyTorch's default weights that he_normal overwrites
+    assert calls == [(8, 256, 1, 1)]
+    sd = model.state_dict()
+    for key, tensor in sd.items():
+        assert not (tensor.is_floating_point() and tensor.isnan().any()), f"{key} left uninitialised"
+    assert sd["plain.conv.weight"].std().item() == pytest.approx(math.sqrt(2 / (256 * 9)), rel=0.02)
+    # no rule sets the conv's bias: PyTorch's default, uniform within 1/sqrt(fan_in)
+    bias = sd["plain.conv.bias"]
+    assert 0 < bias.abs().max().item() <= 1 / math.sqrt(256 * 9) and bias.unique().numel() == 256
+    # the norm: gamma 1, beta 0, running mean 0, variance 1, no batches yet
+    assert torch.equal(sd["normed.norm.weight"], torch.ones(256)) and torch.equal(sd["normed.norm.bias"], torch.zeros(256))
+    assert torch.equal(sd["normed.norm.running_mean"], torch.zeros(256))
+    assert torch.equal(sd["normed.norm.running_var"], torch.ones(256))
+    assert sd["normed.norm.num_batches_tracked"].item() == 0
+
+
+def test_without_a_policy_every_tensor_gets_the_default_as_before(monkeypatch, uninitialised_memory_is_nan):
+    calls = _default_init_calls(monkeypatch)
+    model = compiler.build(BIG.format(init="{bias: default}"), seed=0)
+    assert sorted(calls) == sorted([(256, 256, 3, 3), (256, 256, 3, 3), (8, 256, 1, 1)])
+    bound = 1 / math.sqrt(256 * 9)  # kaiming_uniform_(a=sqrt(5)) on fan_in 2304
+    assert 0.95 * bound < model.plain.conv.weight.abs().max().item() <= bound
+
+
+def test_the_same_seed_gives_the_same_weights_on_either_path():
+    text = BIG.format(init="{conv: he_normal}")
+    a, b = compiler.build(text, seed=3).state_dict(), compiler.build(text, seed=3).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = compiler.build(text, seed=4).state_dict()
+    assert not torch.equal(a["plain.conv.weight"], c["plain.conv.weight"])
+
+
+def test_zoo_models_have_no_uninitialised_tensor(uninitialised_memory_is_nan):
+    for name in ("resnet50", "densenet121", "googlenet"):
+        for key, tensor in compiler.build(f"specs/{name}.yaml", seed=0).state_dict().items():
+            assert not (tensor.is_floating_point() and tensor.isnan().any()), f"{name}: {key} left uninitialised"
+
+
+LAYER_SCALE_PLUGIN = '''
+from typing import Literal
+import torch
+from torch import nn
+import compiler
+
+
+class ScaledConv(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+        self.gamma = nn.Parameter(torch.full((c, 1, 1), 1e-6))   # a tensor no init policy knows
+
+    def forward(self, x):
+        return x + self.gamma * self.conv(x)
+
+
+@compiler.register
+class LayerScaleConv(compiler.Block):
+    op: Literal["layer_scale_conv"] = "layer_scale_conv"
+    family = "conv"
+
+    def param_count(self, in_shapes):
+        c = in_shapes[0][0]
+        return c * c * 9 + c + c, 0
+
+    def build(self, in_shapes):
+        return ScaledConv(in_shapes[0][0])
+'''
+
+
+def test_a_module_with_tensors_no_policy_knows_is_built_as_written(tmp_path, monkeypatch,
+                                                                   uninitialised_memory_is_nan):
+    (tmp_path / "layer_scale_plugin.py").write_text(LAYER_SCALE_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    compiler.load_plugins(["layer_scale_plugin"])
+    model = compiler.build("""
+blockgraph: 1
+name: scaled
+plugins: [layer_scale_plugin]
+inputs: {x: [256, 4, 4]}
+init: {conv: he_normal}
+nodes:
+  - {id: block, op: layer_scale_conv}
+""", seed=0)
+    assert torch.equal(model.block.gamma, torch.full((256, 1, 1), 1e-6))
+    assert model.block.conv.weight.std().item() == pytest.approx(math.sqrt(2 / (256 * 9)), rel=0.02)
+    assert not model.block.conv.bias.isnan().any()
