@@ -27,6 +27,7 @@ from .budget import check_build
 from .errors import SpecError
 from .graph import Graph
 from .inplace import SHAPE, make_inplace
+from .slices import read_parts_directly
 from .spec import Spec, load
 
 
@@ -211,6 +212,7 @@ def build_graph_module(graph: Graph, device: torch.device | str = "meta",
             values[node_id].meta[SHAPE] = graph.shapes[node_id]
     results = [values[o] for o in graph.outputs]
     fx_graph.output(results[0] if len(results) == 1 else tuple(results))
+    read_parts_directly(fx_graph)
     make_inplace(fx_graph, root)
     fx_graph.lint()
     # GraphModule(root, graph) would copy every called child into a rebuilt hierarchy of bare

@@ -63,6 +63,8 @@ class OutputRecorder(torch.fx.Interpreter):
         if node_id is not None:
             assert isinstance(result, torch.Tensor), (n.name, type(result))
             self.outputs[node_id] = result
+        for also in n.meta.get("blockgraph_also", []):  # a slice read straight from its part (slices.py)
+            self.outputs[also] = result
         return result
 
     @property
