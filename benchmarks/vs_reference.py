@@ -17,10 +17,12 @@ build, weights initialised) against the reference's constructor.
     .venv/bin/python benchmarks/vs_reference.py                   # the full table -> docs/benchmarks.md
     .venv/bin/python benchmarks/vs_reference.py --models resnet18 --batches 1 --rounds 3 --out -
 
-The full run takes long (an hour or more on 2 CPU cores with torch.compile) and needs a quiet
+The full run takes long (three hours or more on 2 CPU cores with torch.compile) and needs a quiet
 machine: other processes distort the ratios. The rows measured so far are kept in --rows (a JSON
 file) and the page is rewritten after every model, so an interrupted run loses at most one model:
-run the same command again with --resume to measure only the models still missing.
+run the same command again with --resume to measure only the models still missing. A run of
+some models keeps the other models' rows; --update keeps even the measured models' other rows.
+With --out - (print only) nothing is stored unless --rows is given.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from compiler.weights import construct  # noqa: E402
 MODELS = ["resnet18", "resnet50", "vgg16_bn", "densenet121", "googlenet", "resnext50_32x4d",
           "seresnet50", "dpn68", "inception_resnet_v2"]
 DOC = ROOT / "docs" / "benchmarks.md"
+ROWS = ROOT / "benchmarks" / "results" / "vs_reference.json"
 BEGIN, END = "<!-- vs_reference: begin -->", "<!-- vs_reference: end -->"
 
 
@@ -245,10 +248,11 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
     p.add_argument("--device", default="auto", help="auto (cuda if present), cpu or cuda")
     p.add_argument("--out", default=str(DOC), help="markdown file to update, or - to print only")
-    p.add_argument("--rows", default=str(ROOT / "benchmarks" / "results" / "vs_reference.json"),
-                   help="JSON file keeping the measured rows, per model (default benchmarks/results/vs_reference.json)")
+    p.add_argument("--rows", default=None,
+                   help="JSON file keeping the measured rows, per model (default benchmarks/results/vs_reference.json; "
+                        "with --out - none unless given)")
     keep = p.add_mutually_exclusive_group()
-    keep.add_argument("--resume", action="store_true", help="keep the models already in --rows, measure the rest")
+    keep.add_argument("--resume", action="store_true", help="skip the models already in --rows, measure the rest")
     keep.add_argument("--update", action="store_true",
                       help="keep every row in --rows and replace only those measured now (the page shows them all)")
     args = p.parse_args(argv)
@@ -273,19 +277,22 @@ def main(argv=None) -> int:
         print(f"{r['spec']:20} {r['what']:17} {r['mode']:8} {str(r['batch']):>5}  ours {_ms(r['ours']):>9} ms  "
               f"ref {_ms(r['ref']):>9} ms  ratio {r['ref'] / r['ours']:.2f}  ({r['rounds']} rounds)", flush=True)
 
-    rows_file = Path(args.rows)
-    kept_rows = args.resume or args.update
-    measured: dict[str, list[dict]] = json.loads(rows_file.read_text()) if kept_rows and rows_file.is_file() else {}
-    if args.resume:
-        measured = {m: measured[m] for m in models if m in measured}
-    shown = [m for m in MODELS if m in measured or m in models] + [m for m in measured if m not in MODELS]
-    shown += [m for m in models if m not in shown]
+    # Rows of the models not measured now are always kept: a run of some models never loses
+    # the others'. A quick look (--out -) stores nothing unless --rows is given.
+    rows_file = Path(args.rows) if args.rows else None if args.out == "-" else ROWS
+    stored: dict[str, list[dict]] = json.loads(rows_file.read_text()) if rows_file and rows_file.is_file() else {}
+    measured = dict(stored) if args.resume or args.update else {m: r for m, r in stored.items() if m not in models}
+    selected = [m for m in MODELS if m in models] + [m for m in models if m not in MODELS]
+    everything = [m for m in MODELS if m in measured or m in models]
+    everything += [m for m in dict.fromkeys([*measured, *models]) if m not in MODELS]
+    shown = selected if args.out == "-" else everything
 
     def publish(name=None, model_rows=None):
         if name is not None:
             measured[name] = merge(measured.get(name, []), model_rows) if args.update else model_rows
-            rows_file.parent.mkdir(parents=True, exist_ok=True)
-            rows_file.write_text(json.dumps(measured, indent=1) + "\n")
+            if rows_file is not None:
+                rows_file.parent.mkdir(parents=True, exist_ok=True)
+                rows_file.write_text(json.dumps(measured, indent=1) + "\n")
         rows = [r for m in shown for r in measured.get(m, [])]
         text = environment(device, args, [m for m in shown if m not in measured]) + "\n\n" + table(rows)
         if args.out == "-":
@@ -296,7 +303,7 @@ def main(argv=None) -> int:
             print(f"wrote {args.out}", flush=True)
         return rows
 
-    todo = models if args.update else [m for m in models if m not in measured]
+    todo = [m for m in selected if args.update or not (args.resume and m in measured)]
     if args.resume and measured:
         print(f"kept from {rows_file}: {', '.join(measured)}; measuring {', '.join(todo) or 'nothing'}")
     run(todo, batches, modes, whats, args.rounds, args.warmup, args.min_seconds, device, log, publish)
