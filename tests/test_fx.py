@@ -196,7 +196,7 @@ def test_without_a_policy_every_tensor_gets_the_default_as_before(monkeypatch, u
     assert 0.95 * bound < model.plain.conv.weight.abs().max().item() <= bound
 
 
-def test_the_same_seed_gives_the_same_weights_on_either_path():
+def test_the_same_seed_gives_the_same_weights_when_defaults_are_skipped():
     text = BIG.format(init="{conv: he_normal}")
     a, b = compiler.build(text, seed=3).state_dict(), compiler.build(text, seed=3).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
