@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import gc
 import json
 import os
 import platform
@@ -111,20 +112,32 @@ def compare(ours, theirs, x, device, backward: bool, rounds: int, warmup: int,
 
 
 def build_time(name: str, rounds: int, min_seconds: float = 0.0, max_rounds: int = 200) -> tuple[float, float, int]:
-    """Median seconds (spec file -> initialised module, the reference constructor) and the rounds run."""
+    """Median seconds (spec file -> initialised module, the reference constructor) and the rounds run.
+
+    As `timeit` does, the garbage collector is off while a call is timed; it runs, untimed,
+    before each call. Otherwise a collection would land in one side's timing by chance: a
+    GraphModule is freed only by the collector (its fx graph holds reference cycles), so the
+    previous round's model would be freed in the middle of the next call, and a full collection
+    of a process with torch, torchvision and timm loaded takes ~0.2 s."""
     spec_path = ROOT / "specs" / f"{name}.yaml"
     reference = compiler.load(spec_path).reference
     ours, theirs = [], []
     r = 0
     while r < rounds or (r < max_rounds and min(sum(ours), sum(theirs)) < min_seconds):
         for which in ((0, 1) if r % 2 == 0 else (1, 0)):
-            start = time.perf_counter()
-            if which == 0:
-                compiler.build(compiler.load(spec_path))
-                ours.append(time.perf_counter() - start)
-            else:
-                construct(reference)
-                theirs.append(time.perf_counter() - start)
+            gc.collect()
+            gc.disable()
+            try:
+                start = time.perf_counter()
+                if which == 0:
+                    model = compiler.build(compiler.load(spec_path))
+                    ours.append(time.perf_counter() - start)
+                else:
+                    model = construct(reference)
+                    theirs.append(time.perf_counter() - start)
+            finally:
+                gc.enable()
+            del model
         r += 1
     return statistics.median(ours), statistics.median(theirs), r
 

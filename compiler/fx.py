@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import keyword
-import math
 import os
 import re
 from typing import Any
@@ -24,6 +23,7 @@ from torch import nn
 from . import init as init_policies
 from .analysis import analyze
 from .budget import check_build
+from .draws import Draws, base_seed
 from .errors import SpecError
 from .graph import Graph
 from .inplace import SHAPE, make_inplace
@@ -53,26 +53,29 @@ def _argument_names(inputs: list[str], reserved: set[str] = _RESERVED) -> list[s
     return names
 
 
-SKIP_DEFAULT_INIT_ABOVE = 100_000
-"""Parameters in a node above which it is built on the meta device first, so that the tensors
-its init policy sets are never given PyTorch's default values: drawing them costs ~3 ns a value
-on a CPU (a 3x3 conv of 512 channels: 6 ms), which passes the ~0.3 ms the detour adds at about
-this size (measured on DenseNet-121's and ResNet-50's layers)."""
-
-
-def _node_module(node, in_shapes, device: torch.device, policy: init_policies.InitPolicy | None = None):
-    """The node's module on `device`, every tensor initialised once: by the init policy where
-    it sets the tensor (given `policy`), else by PyTorch's default. A tensor too large for
-    PyTorch to describe (more than 2**63 bytes, found by fuzzing) is a located SpecError, not a
+def _node_module(node, in_shapes, device: torch.device, draws: Draws | None = None,
+                 policy: init_policies.InitPolicy | None = None):
+    """The node's module on `device`. With `draws`, its random initialisation is scheduled
+    there (see compiler.draws: each tensor drawn once, by the policy where a rule sets it,
+    else by PyTorch's default) instead of drawn here. A tensor too large for PyTorch to
+    describe (more than 2**63 bytes, found by fuzzing) is a located SpecError, not a
     RuntimeError."""
     # the device context intercepts every factory call (a third of CPU build time): only when needed
     context = contextlib.nullcontext() if device == torch.get_default_device() else torch.device(device)
     try:
-        module = _built_for_policy(node, in_shapes, device, policy) if policy is not None else None
+        if draws is None:
+            with context:
+                return node.block.build(in_shapes)
+        with draws.recording(_records_safely(node.block)) as recorder, context:
+            module = node.block.build(in_shapes)
         if module is not None:
-            return module
-        with context:
-            return node.block.build(in_shapes)
+            try:
+                draws.schedule(module, recorder, policy, node.init, node.block.family)
+            except ValueError as exc:  # an init rule that cannot apply (init.Initializer.check)
+                from .errors import Problem
+
+                raise SpecError(Problem(node.loc, f"node {node.id!r}: {exc}", node.path + ".init")) from None
+        return module
     except (RuntimeError, OverflowError, TypeError) as exc:
         if isinstance(exc, TypeError) and "Overflow" not in str(exc):  # sizes past 2**63: "Overflow when unpacking"
             raise
@@ -82,68 +85,11 @@ def _node_module(node, in_shapes, device: torch.device, policy: init_policies.In
                                           f"{str(exc).splitlines()[0]}", node.path)) from None
 
 
-def _built_for_policy(node, in_shapes, device: torch.device, policy: init_policies.InitPolicy):
-    """The node's module with the tensors its policy will set left uninitialised (None when not
-    worth it, or when the module holds tensors whose defaults cannot be redone here).
-
-    Hand-written models initialise twice (their layers' defaults, then `kaiming_normal_` over
-    them); this skips the first where the second overwrites it. Other tensors get their
-    defaults from their layer's own `reset_parameters` (a norm's running statistics, a bias no
-    rule sets)."""
-    if not init_policies.sets_any(policy, node.init):
-        return None
-    counted = node.block.param_count(in_shapes)
-    if counted is None or counted[0] <= SKIP_DEFAULT_INIT_ABOVE:
-        return None
-    with torch.device("meta"):
-        module = node.block.build(in_shapes)
-    if module is None:
-        return None
-    redo = []  # (layer, the tensors of it the policy leaves to PyTorch's default)
-    for sub in module.modules():
-        own = _own_tensors(sub)
-        set_by_policy = init_policies.rules(sub, policy, node.init, node.block.family) if own else {}
-        unset = [name for name in own if name not in set_by_policy]
-        if not unset:
-            continue
-        if init_policies.family_of(sub) is None or not hasattr(sub, "reset_parameters"):
-            return None
-        redo.append((sub, unset))
-    _materialise(module, device)
-    for sub, unset in redo:
-        if unset == ["bias"] and isinstance(sub, (nn.modules.conv._ConvNd, nn.Linear)):
-            _default_bias(sub)  # the weight is the policy's: draw only the bias reset_parameters would
-        else:
-            sub.reset_parameters()
-    return module
-
-
-def _materialise(module: nn.Module, device: torch.device) -> None:
-    """Module.to_empty without its per-tensor dispatch (3x faster on small layers); a tensor
-    two layers share stays shared."""
-    made: dict[int, torch.Tensor] = {}
-    for sub in module.modules():
-        for store, wrap in ((sub._parameters, True), (sub._buffers, False)):
-            for name, t in store.items():
-                if t is None:
-                    continue
-                if id(t) not in made:
-                    empty = torch.empty(t.shape, dtype=t.dtype, device=device)
-                    made[id(t)] = nn.Parameter(empty, t.requires_grad) if wrap else empty
-                store[name] = made[id(t)]
-
-
-def _own_tensors(module: nn.Module) -> list[str]:
-    """Names of the parameters and buffers `module` holds itself (not its children's)."""
-    return [name for name, t in [*module._parameters.items(), *module._buffers.items()] if t is not None]
-
-
-def _default_bias(layer: nn.Module) -> None:
-    """PyTorch's default bias of a conv or linear layer (`reset_parameters`): uniform within
-    1/sqrt(fan_in)."""
-    fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)
-    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-    nn.init.uniform_(layer.bias, -bound, bound)
+def _records_safely(block) -> bool:
+    """Whether the block's constructor may have its torch.nn.init draws recorded: built-in
+    blocks build torch.nn layers, whose draws are their last word on a tensor; a plugin's
+    constructor may do anything with its tensors, so it runs as written."""
+    return type(block).__module__.startswith("compiler.")
 
 
 def _class_name(spec_name: str) -> str:
@@ -190,10 +136,11 @@ def _install(root: nn.Module, dotted: str, module: nn.Module) -> None:
 
 
 def build_graph_module(graph: Graph, device: torch.device | str = "meta",
-                       policy: init_policies.InitPolicy | None = None) -> torch.fx.GraphModule:
+                       draws: Draws | None = None) -> torch.fx.GraphModule:
     """The module with the generated forward, its tensors on `device` (default meta: no memory).
-    Without `policy` every tensor holds PyTorch's default initialisation; with it, the tensors
-    the policy sets may be left uninitialised, for `apply_policies` to fill."""
+    Without `draws` every tensor holds PyTorch's default initialisation, drawn as each layer
+    is built; with it, the spec's init policy is scheduled there and the tensors are filled
+    once `draws` is closed."""
     device = torch.device(device)
     spec = graph.spec
     fx_graph = torch.fx.Graph()
@@ -203,13 +150,15 @@ def build_graph_module(graph: Graph, device: torch.device | str = "meta",
         values[name] = fx_graph.placeholder(argument)
     for node_id in graph.order:
         node = spec.node(node_id)
-        module = _node_module(node, graph.in_shapes(node_id), device, policy)
+        module = _node_module(node, graph.in_shapes(node_id), device, draws, spec.init)
         if module is not None:
             _install(root, node_id, module)
         emitter = _Emitter(fx_graph, node_id, module, str(node.loc))
         values[node_id] = node.block.emit(emitter, [values[r] for r in graph.inputs[node_id]])
         if isinstance(values[node_id], torch.fx.Node):
             values[node_id].meta[SHAPE] = graph.shapes[node_id]
+    if draws is not None:
+        draws.start()  # draw while the forward code is generated
     results = [values[o] for o in graph.outputs]
     fx_graph.output(results[0] if len(results) == 1 else tuple(results))
     read_parts_directly(fx_graph)
@@ -244,47 +193,26 @@ def build(spec_or_path: Spec | str | os.PathLike, device: str | torch.device | N
     if device.type == "meta":
         gm = build_graph_module(graph, device)
     else:
-        with _seeded(spec.init.seed if seed is None else seed, device):
-            gm = build_graph_module(graph, device, spec.init)
-            apply_policies(gm, spec)
+        with _seeded(spec.init.seed if seed is None else seed, device) as chosen:
+            draws = Draws(device, base_seed(chosen))
+            try:
+                gm = build_graph_module(graph, device, draws)
+            except BaseException:
+                draws.close(cancel=True)
+                raise
+            draws.close()
     if dtype is not None:
         gm.to(dtype)
     return gm
 
 
-def _seeded(seed: int | None, device: torch.device):
-    """Run under `seed` without disturbing the caller's random state (no-op for None)."""
-    if seed is None:
-        return contextlib.nullcontext()
-    return _fork_and_seed(seed, [device.index or 0] if device.type == "cuda" else [])
-
-
 @contextlib.contextmanager
-def _fork_and_seed(seed: int, devices: list[int]):
-    with torch.random.fork_rng(devices=devices):
+def _seeded(seed: int | None, device: torch.device):
+    """Run under `seed` without disturbing the caller's random state (yields the seed; with
+    None, uses and advances the global random state, as a hand-written model does)."""
+    if seed is None:
+        yield None
+        return
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        yield
-
-
-def apply_policies(gm: nn.Module, spec: Spec) -> None:
-    """The spec's init policies over freshly built modules (which already hold PyTorch's
-    defaults, so tensors no rule mentions keep them)."""
-    with torch.no_grad():
-        for node in spec.nodes:
-            module = gm.get_submodule(node.id) if _has_module(gm, node.id) else None
-            if module is None:
-                continue
-            try:
-                init_policies.apply(module, spec.init, node.init, node.block.family)
-            except ValueError as exc:
-                from .errors import Problem
-
-                raise SpecError(Problem(node.loc, f"node {node.id!r}: {exc}", node.path + ".init")) from None
-
-
-def _has_module(gm: nn.Module, dotted: str) -> bool:
-    try:
-        gm.get_submodule(dotted)
-        return True
-    except AttributeError:
-        return False
+        yield seed

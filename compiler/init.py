@@ -95,36 +95,41 @@ class Initializer(_Model):
     def needs_matrix(self) -> bool:
         return self.kind in MATRIX_KINDS
 
-    def apply(self, tensor) -> None:
+    def check(self, tensor) -> None:
+        """Raise ValueError when this initialiser cannot fill `tensor` (a matrix init on a vector)."""
+        if self.needs_matrix and tensor.dim() < 2:
+            raise ValueError(f"{self.kind} initialisation needs a weight matrix, not a vector; use it for weights")
+
+    def apply(self, tensor, generator=None) -> None:
+        """Fill `tensor`, drawing from `generator` (default: the global one)."""
         from torch import nn
 
         k = self.kind
+        self.check(tensor)
         if k == "default":
             return
         if k == "uniform":
-            nn.init.uniform_(tensor, -self.a, self.a)
+            nn.init.uniform_(tensor, -self.a, self.a, generator=generator)
         elif k == "normal":
-            nn.init.normal_(tensor, self.mean, self.std)
+            nn.init.normal_(tensor, self.mean, self.std, generator=generator)
         elif k == "trunc_normal":
-            nn.init.trunc_normal_(tensor, self.mean, self.std, *self.bounds)
+            nn.init.trunc_normal_(tensor, self.mean, self.std, *self.bounds, generator=generator)
         elif k == "zeros":
             nn.init.zeros_(tensor)
         elif k == "ones":
             nn.init.ones_(tensor)
         elif k == "constant":
             nn.init.constant_(tensor, self.value)
-        elif tensor.dim() < 2:
-            raise ValueError(f"{k} initialisation needs a weight matrix, not a vector; use it for weights")
         elif k == "xavier_uniform":
-            nn.init.xavier_uniform_(tensor, self.gain)
+            nn.init.xavier_uniform_(tensor, self.gain, generator=generator)
         elif k == "xavier_normal":
-            nn.init.xavier_normal_(tensor, self.gain)
+            nn.init.xavier_normal_(tensor, self.gain, generator=generator)
         elif k == "orthogonal":
-            nn.init.orthogonal_(tensor, self.gain)
+            nn.init.orthogonal_(tensor, self.gain, generator=generator)
         else:
             fn = nn.init.kaiming_uniform_ if k == "he_uniform" else nn.init.kaiming_normal_
             fn(tensor, a=self.slope if self.nonlinearity == "leaky_relu" else 0, mode=self.mode,
-               nonlinearity=self.nonlinearity)
+               nonlinearity=self.nonlinearity, generator=generator)
 
 
 class Rule(_Model):

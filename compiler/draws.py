@@ -1,0 +1,258 @@
+"""Random initialisation drawn once per tensor, beside the thread that builds.
+
+Built the usual way, every layer draws PyTorch's default weights in its constructor, and a
+model with its own init (torchvision's `kaiming_normal_`, a spec's `init:`) then draws again
+over them: half the random numbers are thrown away, and all of them are drawn one after
+another on the thread that also parses, checks and generates code. Drawing is most of the
+cost of building a model on a CPU (~3 ns a value). So a build
+
+1. records the draws a built-in block's layers make through `torch.nn.init` (`uniform_`,
+   `normal_`, `kaiming_uniform_`: the defaults of conv and linear layers) instead of making
+   them (`Recorder`, a TorchFunctionMode active only while a node's module is constructed);
+2. drops the recorded draws of tensors the init policy sets and adds the policy's own
+   (`Draws.schedule`), so each tensor is drawn exactly once;
+3. hands them to worker threads once every module is built (the drawing kernels release
+   the GIL), which draw while the main thread generates the forward code and on both cores
+   after that (`Draws.close` waits for them).
+
+The values depend on the seed alone, never on timing or on the number of cores: each tensor
+goes to one of `STREAMS` generators by a fixed rule (the least-loaded so far, in node order),
+the generators are seeded from the build's seed, and each stream draws in order.
+
+A recorded tensor that the constructor goes on to use (anything but reading its shape) is
+drawn on the spot, before that use, from the global generator; so is every draw made in any
+other way (`torch.randn` in a plugin's constructor). Blocks from plugins are built without
+recording at all: their constructors may do anything with their tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from . import init as init_policies
+
+STREAMS = 4
+"""Independent generators a build draws from (fixed, so the values do not depend on the
+machine); up to this many worker threads draw from them at once."""
+
+SWITCH_INTERVAL = 0.0002
+"""Seconds the main thread may hold the GIL while a worker waits for it (Python's default,
+5 ms, would leave a worker idle after each draw while the main thread runs Python)."""
+
+_DEFERRABLE = {nn.init.uniform_, nn.init.normal_, nn.init.kaiming_uniform_}
+"""torch.nn.init functions that overwrite every value of their tensor (so a later one makes an
+earlier one moot) and whose calls reach a TorchFunctionMode as a whole."""
+
+_SHAPE_ONLY = {torch.Tensor.dim, torch.Tensor.size, torch.Tensor.numel, torch.Tensor.__getitem__,
+               torch.Tensor.stride, torch.Tensor.__len__, torch.Tensor.is_floating_point,
+               torch.Tensor.is_complex, torch.Tensor.element_size, torch.Tensor.shape.__get__,
+               torch.Tensor.dtype.__get__, torch.Tensor.device.__get__, torch.Tensor.ndim.__get__,
+               torch.Tensor.requires_grad.__get__, torch.Tensor.is_leaf.__get__, torch.Tensor.layout.__get__}
+"""Uses of a tensor that do not read its values (layers compute fans from shapes, and
+`tensor[0][0].numel()` views an element only to count it)."""
+
+
+class Recorder(TorchFunctionMode):
+    """Records `torch.nn.init` draws instead of making them; a recorded tensor used for
+    anything but its shape is drawn first (from the global generator, on this thread)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: dict[int, tuple[torch.Tensor, Callable, tuple, dict]] = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _DEFERRABLE and kwargs.get("generator") is None:
+            tensor = args[0] if args else kwargs.get("tensor")
+            if isinstance(tensor, torch.Tensor) and not any(isinstance(a, torch.Generator) for a in args):
+                rest = {k: v for k, v in kwargs.items() if k not in ("tensor", "generator")}
+                self.pending[id(tensor)] = (tensor, func, tuple(args[1:]), rest)  # a later draw replaces an earlier
+                return tensor
+        if self.pending and func not in _SHAPE_ONLY:
+            for value in (*args, *kwargs.values()):
+                if isinstance(value, (list, tuple)):
+                    for item in value:
+                        self._draw_now_if_pending(item)
+                else:
+                    self._draw_now_if_pending(value)
+        return func(*args, **kwargs)
+
+    def _draw_now_if_pending(self, value: Any) -> None:
+        if isinstance(value, torch.Tensor) and id(value) in self.pending:
+            tensor, func, args, kwargs = self.pending.pop(id(value))
+            func(tensor, *args, **kwargs)
+
+    def take(self) -> dict[int, tuple[torch.Tensor, Callable, tuple, dict]]:
+        pending, self.pending = self.pending, {}
+        return pending
+
+
+def _stream_seed(base: int, stream: int) -> int:
+    # mt19937 takes 32 bits of a seed: hash so that neighbouring bases and streams differ there
+    digest = hashlib.blake2b(f"blockgraph-init:{base}:{stream}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+def _workers_for(device: torch.device) -> int:
+    if device.type != "cpu":
+        return 0  # accelerators draw asynchronously already: draw in order on this thread
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(STREAMS, cores))
+
+
+class Draws:
+    """The draws of one build: `recording()` around each node's construction, `schedule()`
+    after it, `close()` at the end (waits for every draw; raises a worker's error)."""
+
+    def __init__(self, device: torch.device, base_seed: int) -> None:
+        self.generators = [torch.Generator(device=device).manual_seed(_stream_seed(base_seed, s))
+                           for s in range(STREAMS)]
+        self.load = [0] * STREAMS
+        self.workers = _workers_for(device)
+        self.queues: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(self.workers)]
+        self.errors: list[BaseException] = []
+        self.cancelled = False
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Start drawing what is queued (and what comes later). Called once the modules are
+        built: the threads would otherwise slow the main thread down more than they gain,
+        taking the GIL after each draw while it builds."""
+        if self.threads or not self.workers:
+            return
+        self.threads = [threading.Thread(target=self._work, args=(q,), daemon=True, name=f"blockgraph-init-{i}")
+                        for i, q in enumerate(self.queues)]
+        _shorten_switch_interval()
+        for thread in self.threads:
+            thread.start()
+
+    # -- recording --------------------------------------------------------------------------
+    @contextmanager
+    def recording(self, record: bool = True) -> Iterator[Recorder | None]:
+        """Record the torch.nn.init draws made inside (with `record`); `schedule` takes them."""
+        if not record:
+            yield None
+            return
+        recorder = Recorder()
+        with recorder:
+            yield recorder
+
+    # -- scheduling -------------------------------------------------------------------------
+    def schedule(self, module: nn.Module, recorder: Recorder | None, policy: init_policies.InitPolicy,
+                 override: init_policies.NodeInit | None, family: str) -> None:
+        """Queue the draws of a freshly built node: per tensor, the policy's initialiser where a
+        rule sets it (a recorded default of it is dropped), else its recorded default. Raises
+        ValueError for a rule that cannot apply (a matrix init on a vector)."""
+        pending = recorder.take() if recorder is not None else {}
+        seen: set[int] = set()
+        for sub in module.modules():
+            owned = [(n, t) for n, t in (*sub._parameters.items(), *sub._buffers.items()) if t is not None]
+            if not owned:
+                continue
+            by_policy = init_policies.rules(sub, policy, override, family)
+            for name, tensor in owned:
+                if id(tensor) in seen:
+                    continue  # a tensor two layers share: drawn once
+                seen.add(id(tensor))
+                initializer = by_policy.get(name)
+                recorded = pending.pop(id(tensor), None)
+                if initializer is not None:
+                    initializer.check(tensor)
+                    self._submit(tensor, _by_policy(initializer, tensor))
+                elif recorded is not None:
+                    self._submit(tensor, _recorded(*recorded))
+        for tensor, func, args, kwargs in pending.values():  # a tensor the module does not keep
+            func(tensor, *args, **kwargs)
+
+    def _submit(self, tensor: torch.Tensor, draw: Callable[[torch.Generator], Any]) -> None:
+        stream = min(range(STREAMS), key=self.load.__getitem__)
+        self.load[stream] += tensor.numel() + 1000  # + a draw's fixed cost, in values
+        generator = self.generators[stream]
+        if not self.workers:
+            with torch.no_grad():
+                draw(generator)
+            return
+        self.queues[stream % self.workers].put((draw, generator))
+
+    # -- the workers ------------------------------------------------------------------------
+    def _work(self, items: queue.SimpleQueue) -> None:
+        with torch.no_grad():
+            while True:
+                item = items.get()
+                if item is None:
+                    return
+                if self.cancelled or self.errors:
+                    continue
+                draw, generator = item
+                try:
+                    draw(generator)
+                except BaseException as exc:  # reported by close()
+                    self.errors.append(exc)
+
+    def close(self, cancel: bool = False) -> None:
+        """Wait for every queued draw (or, with `cancel`, only for the ones under way)."""
+        self.cancelled = self.cancelled or cancel
+        if not cancel:
+            self.start()
+        for q in self.queues:
+            q.put(None)
+        for thread in self.threads:
+            thread.join()
+        if self.threads:
+            _restore_switch_interval()
+        self.threads = []
+        if self.errors and not cancel:
+            raise self.errors[0]
+
+
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_saved = 0.0
+
+
+def _shorten_switch_interval() -> None:
+    """SWITCH_INTERVAL while any build draws (builds in several threads at once included)."""
+    global _switch_users, _switch_saved
+    with _switch_lock:
+        if _switch_users == 0:
+            _switch_saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_saved, SWITCH_INTERVAL))
+        _switch_users += 1
+
+
+def _restore_switch_interval() -> None:
+    global _switch_users
+    with _switch_lock:
+        _switch_users -= 1
+        if _switch_users == 0:
+            sys.setswitchinterval(_switch_saved)
+
+
+def _recorded(tensor: torch.Tensor, func: Callable, args: tuple, kwargs: dict) -> Callable[[torch.Generator], Any]:
+    return lambda generator: func(tensor, *args, generator=generator, **kwargs)
+
+
+def _by_policy(initializer: init_policies.Initializer, tensor: torch.Tensor) -> Callable[[torch.Generator], Any]:
+    return lambda generator: initializer.apply(tensor.data, generator)
+
+
+def base_seed(seed: int | None) -> int:
+    """The build's seed, or (none given) one drawn from the global generator, so that
+    `torch.manual_seed(n)` before a build fixes its weights as it does a hand-written model's."""
+    if seed is not None:
+        return seed
+    return int(torch.randint(0, 2**62, (), dtype=torch.int64))
