@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,21 +45,19 @@ STREAMS = 4
 """Independent generators a build draws from (fixed, so the values do not depend on the
 machine); up to this many worker threads draw from them at once."""
 
-SWITCH_INTERVAL = 0.0002
-"""Seconds the main thread may hold the GIL while a worker waits for it (Python's default,
-5 ms, would leave a worker idle after each draw while the main thread runs Python)."""
-
 _DEFERRABLE = {nn.init.uniform_, nn.init.normal_, nn.init.kaiming_uniform_}
 """torch.nn.init functions that overwrite every value of their tensor (so a later one makes an
 earlier one moot) and whose calls reach a TorchFunctionMode as a whole."""
 
-_SHAPE_ONLY = {torch.Tensor.dim, torch.Tensor.size, torch.Tensor.numel, torch.Tensor.__getitem__,
-               torch.Tensor.stride, torch.Tensor.__len__, torch.Tensor.is_floating_point,
+_SHAPE_ONLY = {torch.Tensor.dim, torch.Tensor.size, torch.Tensor.numel, torch.Tensor.stride, torch.Tensor.__len__, torch.Tensor.is_floating_point,
                torch.Tensor.is_complex, torch.Tensor.element_size, torch.Tensor.shape.__get__,
                torch.Tensor.dtype.__get__, torch.Tensor.device.__get__, torch.Tensor.ndim.__get__,
                torch.Tensor.requires_grad.__get__, torch.Tensor.is_leaf.__get__, torch.Tensor.layout.__get__}
-"""Uses of a tensor that do not read its values (layers compute fans from shapes, and
-`tensor[0][0].numel()` views an element only to count it)."""
+"""Uses of a tensor that do not read its values (layers compute fans from shapes)."""
+
+_VIEWS = {torch.Tensor.__getitem__}
+"""Uses that do not read values but give a view (`tensor[0][0].numel()` in torch.nn.init's fan
+computation): a later use of the view counts as a use of the tensor."""
 
 
 class Recorder(TorchFunctionMode):
@@ -70,6 +67,8 @@ class Recorder(TorchFunctionMode):
     def __init__(self) -> None:
         super().__init__()
         self.pending: dict[int, tuple[torch.Tensor, Callable, tuple, dict]] = {}
+        self.views: dict[int, tuple[torch.Tensor, int]] = {}
+        """id of a view of a pending tensor -> (the view, kept alive; the id of the tensor)"""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -77,24 +76,37 @@ class Recorder(TorchFunctionMode):
             tensor = args[0] if args else kwargs.get("tensor")
             if isinstance(tensor, torch.Tensor) and not any(isinstance(a, torch.Generator) for a in args):
                 rest = {k: v for k, v in kwargs.items() if k not in ("tensor", "generator")}
+                self._draw_now_if_pending(tensor, views_only=True)  # a draw into a view of a recorded one
                 self.pending[id(tensor)] = (tensor, func, tuple(args[1:]), rest)  # a later draw replaces an earlier
                 return tensor
-        if self.pending and func not in _SHAPE_ONLY:
-            for value in (*args, *kwargs.values()):
-                if isinstance(value, (list, tuple)):
-                    for item in value:
-                        self._draw_now_if_pending(item)
-                else:
-                    self._draw_now_if_pending(value)
+        if not self.pending or func in _SHAPE_ONLY:
+            return func(*args, **kwargs)
+        if func in _VIEWS and args and (id(args[0]) in self.pending or id(args[0]) in self.views):
+            view = func(*args, **kwargs)
+            self.views[id(view)] = (view, self.views[id(args[0])][1] if id(args[0]) in self.views else id(args[0]))
+            return view
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, (list, tuple)):
+                for item in value:
+                    self._draw_now_if_pending(item)
+            else:
+                self._draw_now_if_pending(value)
         return func(*args, **kwargs)
 
-    def _draw_now_if_pending(self, value: Any) -> None:
-        if isinstance(value, torch.Tensor) and id(value) in self.pending:
-            tensor, func, args, kwargs = self.pending.pop(id(value))
+    def _draw_now_if_pending(self, value: Any, views_only: bool = False) -> None:
+        if not isinstance(value, torch.Tensor):
+            return
+        key = id(value)
+        if key in self.views:
+            key = self.views[key][1]
+        elif views_only:
+            return
+        if key in self.pending:
+            tensor, func, args, kwargs = self.pending.pop(key)
             func(tensor, *args, **kwargs)
 
     def take(self) -> dict[int, tuple[torch.Tensor, Callable, tuple, dict]]:
-        pending, self.pending = self.pending, {}
+        pending, self.pending, self.views = self.pending, {}, {}
         return pending
 
 
@@ -130,13 +142,12 @@ class Draws:
 
     def start(self) -> None:
         """Start drawing what is queued (and what comes later). Called once the modules are
-        built: the threads would otherwise slow the main thread down more than they gain,
-        taking the GIL after each draw while it builds."""
+        built: started earlier, the threads slow the main thread down more than they gain
+        (each takes the GIL back after every draw while the main thread runs Python)."""
         if self.threads or not self.workers:
             return
         self.threads = [threading.Thread(target=self._work, args=(q,), daemon=True, name=f"blockgraph-init-{i}")
                         for i, q in enumerate(self.queues)]
-        _shorten_switch_interval()
         for thread in self.threads:
             thread.start()
 
@@ -212,34 +223,9 @@ class Draws:
             q.put(None)
         for thread in self.threads:
             thread.join()
-        if self.threads:
-            _restore_switch_interval()
         self.threads = []
         if self.errors and not cancel:
             raise self.errors[0]
-
-
-_switch_lock = threading.Lock()
-_switch_users = 0
-_switch_saved = 0.0
-
-
-def _shorten_switch_interval() -> None:
-    """SWITCH_INTERVAL while any build draws (builds in several threads at once included)."""
-    global _switch_users, _switch_saved
-    with _switch_lock:
-        if _switch_users == 0:
-            _switch_saved = sys.getswitchinterval()
-            sys.setswitchinterval(min(_switch_saved, SWITCH_INTERVAL))
-        _switch_users += 1
-
-
-def _restore_switch_interval() -> None:
-    global _switch_users
-    with _switch_lock:
-        _switch_users -= 1
-        if _switch_users == 0:
-            sys.setswitchinterval(_switch_saved)
 
 
 def _recorded(tensor: torch.Tensor, func: Callable, args: tuple, kwargs: dict) -> Callable[[torch.Generator], Any]:

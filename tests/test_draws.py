@@ -212,6 +212,17 @@ def test_a_recorded_draw_is_made_before_the_tensor_is_used():
     assert list(recorder.pending) == [id(other)] and torch.equal(other, torch.zeros(4, 3))
 
 
+def test_a_use_of_a_view_of_a_recorded_tensor_is_a_use_of_the_tensor():
+    weight = torch.zeros(4, 3)
+    with Recorder() as recorder:
+        nn.init.uniform_(weight, 1.0, 2.0)
+        row = weight[0]
+        assert row[0].numel() == 1 and id(weight) in recorder.pending  # views, shapes: not yet
+        row.fill_(-1.0)  # a write through the view: the draw comes first, then the write
+    assert not recorder.pending
+    assert torch.equal(weight[0], torch.full((3,), -1.0)) and ((weight[1:] >= 1) & (weight[1:] <= 2)).all()
+
+
 def test_a_later_draw_of_the_same_tensor_replaces_the_recorded_one():
     weight = torch.zeros(100)
     with Recorder() as recorder:
