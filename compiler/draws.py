@@ -85,11 +85,13 @@ class Recorder(TorchFunctionMode):
             view = func(*args, **kwargs)
             self.views[id(view)] = (view, self.views[id(args[0])][1] if id(args[0]) in self.views else id(args[0]))
             return view
+        watched = self.pending.keys() | self.views.keys()
         for value in (*args, *kwargs.values()):
-            if isinstance(value, (list, tuple)):
+            if type(value) in (list, tuple):
                 for item in value:
-                    self._draw_now_if_pending(item)
-            else:
+                    if id(item) in watched:
+                        self._draw_now_if_pending(item)
+            elif id(value) in watched:
                 self._draw_now_if_pending(value)
         return func(*args, **kwargs)
 
@@ -170,11 +172,15 @@ class Draws:
         ValueError for a rule that cannot apply (a matrix init on a vector)."""
         pending = recorder.take() if recorder is not None else {}
         seen: set[int] = set()
+        known: dict[tuple, dict] = {}  # what the policy sets, per kind of layer (rules() reads no more)
         for sub in module.modules():
             owned = [(n, t) for n, t in (*sub._parameters.items(), *sub._buffers.items()) if t is not None]
             if not owned:
                 continue
-            by_policy = init_policies.rules(sub, policy, override, family)
+            kind = (type(sub), getattr(sub, "weight", None) is None, getattr(sub, "bias", None) is None)
+            by_policy = known.get(kind)
+            if by_policy is None:
+                by_policy = known[kind] = init_policies.rules(sub, policy, override, family)
             for name, tensor in owned:
                 if id(tensor) in seen:
                     continue  # a tensor two layers share: drawn once

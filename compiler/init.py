@@ -209,22 +209,11 @@ def family_of(module) -> Family | None:
     return None
 
 
-def sets_any(policy: InitPolicy, override: NodeInit | None = None) -> bool:
-    """Whether `apply` could set anything at all (False: every tensor keeps PyTorch's default)."""
-    def active(init) -> bool:
-        return init is not None and init.kind != "default"
-
-    def rule_sets(rule) -> bool:
-        return rule is not None and (active(rule.weight) or active(rule.bias))
-
-    sources = [policy] + ([override] if override is not None else [])
-    return any(active(src.bias) or any(rule_sets(getattr(src, f)) for f in ("conv", "linear", "norm"))
-               for src in sources) or (override is not None and active(override.weight))
-
-
 def rules(sub, policy: InitPolicy, override: NodeInit | None = None, own_family: str = "") -> dict[str, Initializer]:
-    """What `apply` sets in `sub` (one conv, linear or norm of a node): the initialiser of its
-    `weight` and of its `bias`, each present only when one applies (and is not `default`)."""
+    """What the policy sets in `sub` (one conv, linear or norm of a node): the initialiser of its
+    `weight` and of its `bias`, each present only when one applies (and is not `default`). The
+    node's own rules come first, then the spec's family rule, then the spec-wide bias; a
+    tensor left out keeps PyTorch's default (compiler.draws draws each accordingly)."""
     family = family_of(sub)
     if family is None:
         return {}
@@ -236,14 +225,6 @@ def rules(sub, policy: InitPolicy, override: NodeInit | None = None, own_family:
     bias = (node_rule and node_rule.bias) or (mine and override.bias) or (rule and rule.bias) or policy.bias
     return {name: init for name, init in (("weight", weight), ("bias", bias))
             if init is not None and init.kind != "default" and getattr(sub, name, None) is not None}
-
-
-def apply(module, policy: InitPolicy, override: NodeInit | None = None, own_family: str = "") -> None:
-    """Initialise `module` (one node's): the node's own rules first, then the spec's family
-    rule, then the spec-wide bias; anything unmentioned keeps PyTorch's default."""
-    for sub in module.modules():
-        for name, init in rules(sub, policy, override, own_family).items():
-            init.apply(getattr(sub, name).data)
 
 
 def fan_in(tensor) -> int:
