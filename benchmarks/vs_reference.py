@@ -159,10 +159,12 @@ def _now() -> str:
     return f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}"
 
 
-def run(models, batches, modes, whats, rounds, warmup, min_seconds, device, log, done) -> None:
+def run(models, batches, modes, whats, rounds, warmup, min_seconds, device, log, done, compilations: int = 1) -> None:
     """Measure every model in turn; `done(name, rows)` is told after each one.
 
     `whats` picks the rows: "build" (spec -> module), "forward", "backward" (forward+backward).
+    A compiled row compiles both models `compilations` times afresh, alternating which is
+    compiled first, and reports the medians over those compilations (see compiled_row).
     """
     for name in models:
         rows = []
@@ -175,25 +177,47 @@ def run(models, batches, modes, whats, rounds, warmup, min_seconds, device, log,
         if passes and modes and batches:
             spec, ours, theirs, fmt = _pair(name, device)
             for mode in modes:
-                if mode == "compile":
-                    torch._dynamo.reset()
-                    pair = (torch.compile(ours), torch.compile(theirs))
-                else:
-                    pair = (ours, theirs)
                 for batch in batches:
                     x = torch.randn(batch, *spec.inputs["image"], device=device).contiguous(memory_format=fmt)
                     for backward in passes:
-                        # half the compiled rows compile the reference first, half the spec
-                        reference_first = mode == "compile" and (batch + backward) % 2 == 0
-                        t_ours, t_ref, n = compare(*pair, x, device, backward, rounds, warmup, min_seconds,
-                                                   reference_first=reference_first)
-                        rows.append({"spec": name, "what": "forward+backward" if backward else "forward",
-                                     "mode": mode, "batch": batch, "ours": t_ours, "ref": t_ref, "rounds": n,
-                                     "at": _now(), **({"compiled_first": "reference" if reference_first else "spec"}
-                                                      if mode == "compile" else {})})
+                        row = {"spec": name, "what": "forward+backward" if backward else "forward", "mode": mode,
+                               "batch": batch}
+                        if mode == "compile":
+                            row.update(compiled_row(ours, theirs, x, device, backward, rounds, warmup, min_seconds,
+                                                    compilations, first=(batch + backward) % 2))
+                        else:
+                            t_ours, t_ref, n = compare(ours, theirs, x, device, backward, rounds, warmup, min_seconds)
+                            row.update({"ours": t_ours, "ref": t_ref, "rounds": n})
+                        rows.append({**row, "at": _now()})
                         log(rows[-1])
-            del ours, theirs, pair
+            del ours, theirs
         done(name, rows)
+
+
+def compiled_row(ours, theirs, x, device, backward: bool, rounds: int, warmup: int, min_seconds: float,
+                 compilations: int, first: int = 0) -> dict:
+    """Times of `torch.compile`d models, each compiled `compilations` times afresh.
+
+    The same model compiled twice runs up to 3 % apart on this CPU, however many rounds one
+    measures, and which model is compiled first moves a row by as much; so each compilation
+    pair starts from `torch._dynamo.reset()`, pairs alternate which model compiles first
+    (`first` picks the first pair's order, so that rows of one compilation differ), and the
+    row keeps the median over the pairs (each pair's own times are in `compilations`)."""
+    pairs = []
+    for c in range(compilations):
+        torch._dynamo.reset()
+        reference_first = (c + first) % 2 == 0
+        t_ours, t_ref, n = compare(torch.compile(ours), torch.compile(theirs), x, device, backward, rounds, warmup,
+                                   min_seconds, reference_first=reference_first)
+        pairs.append({"ours": t_ours, "ref": t_ref, "rounds": n,
+                      "compiled_first": "reference" if reference_first else "spec"})
+    row = {"ours": statistics.median(p["ours"] for p in pairs), "ref": statistics.median(p["ref"] for p in pairs),
+           "rounds": sum(p["rounds"] for p in pairs)}
+    if compilations == 1:
+        row["compiled_first"] = pairs[0]["compiled_first"]
+    else:
+        row["compilations"] = pairs
+    return row
 
 
 def _ms(seconds: float) -> str:
@@ -207,7 +231,8 @@ def table(rows: list[dict]) -> str:
         ratio = r["ref"] / r["ours"]
         flag = " **(slower)**" if ratio < 0.98 else ""
         lines.append(f"| {r['spec']} | {r['what']} | {r['mode']} | {r['batch']} | {_ms(r['ours'])} | "
-                     f"{_ms(r['ref'])} | {ratio:.2f}{flag} | {r.get('rounds', '?')} | {r.get('at', '?')} |")
+                     f"{_ms(r['ref'])} | {ratio:.2f}{flag} | {r.get('rounds', '?')}"
+                     f"{' x ' + str(len(r['compilations'])) if r.get('compilations') else ''} | {r.get('at', '?')} |")
     return "\n".join(lines)
 
 
@@ -232,7 +257,8 @@ def environment(device: torch.device, args, missing: list[str]) -> str:
     return (f"Page written {_now()} UTC, on {where}; torch {torch.__version__}, Python "
             f"{platform.python_version()}. Each row: alternating rounds (its `rounds` column) after "
             f"{args.warmup} warm-up call(s), at least {args.rounds} and until each side ran "
-            f"{args.min_seconds:g} s, medians; `at` says when the row was measured. Last command: "
+            f"{args.min_seconds:g} s, medians; a compiled row with `x N` after its rounds is the median "
+            f"of N fresh compilations of both models. `at` says when the row was measured. Last command: "
             f"`{' '.join(['benchmarks/vs_reference.py', *sys.argv[1:]])}`"
             + (f"\n\n**Not measured yet: {', '.join(missing)}** (run again with --resume)." if missing else ""))
 
@@ -259,6 +285,9 @@ def main(argv=None) -> int:
     p.add_argument("--min-seconds", type=float, default=3.0,
                    help="and more rounds (up to 200) until each side ran this long (default 3)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
+    p.add_argument("--compilations", type=int, default=1,
+                   help="compile each model this many times afresh per compiled row, alternating which "
+                        "compiles first; the row keeps the medians (default 1)")
     p.add_argument("--device", default="auto", help="auto (cuda if present), cpu or cuda")
     p.add_argument("--out", default=str(DOC), help="markdown file to update, or - to print only")
     p.add_argument("--rows", default=None,
@@ -319,7 +348,10 @@ def main(argv=None) -> int:
     todo = [m for m in selected if args.update or not (args.resume and m in measured)]
     if args.resume and measured:
         print(f"kept from {rows_file}: {', '.join(measured)}; measuring {', '.join(todo) or 'nothing'}")
-    run(todo, batches, modes, whats, args.rounds, args.warmup, args.min_seconds, device, log, publish)
+    if args.compilations < 1:
+        p.error("--compilations takes a positive integer")
+    run(todo, batches, modes, whats, args.rounds, args.warmup, args.min_seconds, device, log, publish,
+        args.compilations)
     rows = publish()
     slower = [r for r in rows if r["ref"] / r["ours"] < 0.98]
     print(f"{len(slower)} of {len(rows)} ratios below 0.98")
