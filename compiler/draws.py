@@ -71,7 +71,8 @@ class Recorder(TorchFunctionMode):
         """id of a view of a pending tensor -> (the view, kept alive; the id of the tensor)"""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
+        if kwargs is None:
+            kwargs = {}
         if func in _DEFERRABLE and kwargs.get("generator") is None:
             tensor = args[0] if args else kwargs.get("tensor")
             if isinstance(tensor, torch.Tensor) and not any(isinstance(a, torch.Generator) for a in args):
@@ -79,20 +80,22 @@ class Recorder(TorchFunctionMode):
                 self._draw_now_if_pending(tensor, views_only=True)  # a draw into a view of a recorded one
                 self.pending[id(tensor)] = (tensor, func, tuple(args[1:]), rest)  # a later draw replaces an earlier
                 return tensor
-        if not self.pending or func in _SHAPE_ONLY:
+        pending, views = self.pending, self.views
+        if not pending or func in _SHAPE_ONLY:
             return func(*args, **kwargs)
-        if func in _VIEWS and args and (id(args[0]) in self.pending or id(args[0]) in self.views):
+        if func in _VIEWS and args and (id(args[0]) in pending or id(args[0]) in views):
             view = func(*args, **kwargs)
-            self.views[id(view)] = (view, self.views[id(args[0])][1] if id(args[0]) in self.views else id(args[0]))
+            views[id(view)] = (view, views[id(args[0])][1] if id(args[0]) in views else id(args[0]))
             return view
-        watched = self.pending.keys() | self.views.keys()
-        for value in (*args, *kwargs.values()):
-            if type(value) in (list, tuple):
-                for item in value:
-                    if id(item) in watched:
-                        self._draw_now_if_pending(item)
-            elif id(value) in watched:
-                self._draw_now_if_pending(value)
+        # most calls here touch no recorded tensor (the next layer's empty(), Parameter(), ...)
+        for values in (args, kwargs.values()) if kwargs else (args,):
+            for value in values:
+                if id(value) in pending or id(value) in views:
+                    self._draw_now_if_pending(value)
+                elif type(value) in (list, tuple):
+                    for item in value:
+                        if id(item) in pending or id(item) in views:
+                            self._draw_now_if_pending(item)
         return func(*args, **kwargs)
 
     def _draw_now_if_pending(self, value: Any, views_only: bool = False) -> None:

@@ -1,11 +1,12 @@
 """Checked graph -> `torch.fx.GraphModule`, built node by node (no tracing).
 
 Each node's module is created directly on the target device (as a hand-written model's
-`__init__` would, so building costs what constructing the reference costs), installed under
-its id (so state_dict keys read `conv1.conv.weight`, `layer2.0.conv1.conv.weight`), and called
-from an fx graph whose values are named after node ids; `GraphModule` then generates a
-`forward` that reads like hand-written PyTorch. The spec's init policies are applied once the
-modules exist, all under one seed; `device="meta"` allocates nothing at all.
+`__init__` would), installed under its id (so state_dict keys read `conv1.conv.weight`,
+`layer2.0.conv1.conv.weight`), and called from an fx graph whose values are named after node
+ids; `GraphModule` then generates a `forward` that reads like hand-written PyTorch. Each
+tensor is drawn once, by the spec's init policy where a rule sets it and else by PyTorch's
+default, on worker threads seeded from one seed (compiler.draws); `device="meta"` allocates
+and draws nothing at all.
 """
 
 from __future__ import annotations
