@@ -272,3 +272,19 @@ nodes:
   - {id: head, op: linear, out: 10}
 """)
     assert threading.active_count() == before
+
+
+def test_builds_in_several_threads_at_once_draw_what_they_draw_alone():
+    """Each build has its own generators and workers: two at once (the designer builds while a
+    user trains) give the weights each gives alone."""
+    text = BIG.format(init="{conv: he_normal}")
+    alone = {seed: compiler.build(text, seed=seed).state_dict() for seed in (1, 2)}
+    together: dict[int, dict] = {}
+    threads = [threading.Thread(target=lambda s=seed: together.__setitem__(s, compiler.build(text, seed=s).state_dict()))
+               for seed in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for seed in (1, 2):
+        assert all(torch.equal(alone[seed][k], together[seed][k]) for k in alone[seed])
