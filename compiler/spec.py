@@ -419,6 +419,8 @@ class _Loader:
         self.groups: dict[str, Group] = {}
         self.disabled: dict[str, Loc] = {}
         self.scaling = Scaling()
+        self.failures = 0
+        """Expressions `resolve` could not evaluate so far."""
 
     # -- located errors -----------------------------------------------------------------
     def error(self, path: tuple, message: str, at_key: bool = False, scope: _Scope | None = None) -> None:
@@ -477,24 +479,33 @@ class _Loader:
         return value
 
     def resolve(self, value: Any, path: tuple, scope) -> Any:
-        """Evaluate every expression inside `value`; report failures at their path."""
-        if isinstance(value, str) and "$" in value:
-            try:
-                return _evaluate(value, scope)
-            except _Reported:
-                return _Failed
-            except expr.ExprError as exc:
-                hint = ""
-                if value.count("(") > value.count(")"):
-                    hint = ('; inside a {...} map a comma ends the value: quote expressions that '
-                            'contain commas, as in "max($a, 2)"')
-                self.error(path, f"{value!r}: {exc}{hint}")
-                return _Failed
+        """Evaluate every expression inside `value`; report failures at their path (and count
+        them in `self.failures`, so a caller can tell without walking the result)."""
+        if isinstance(value, str):
+            return self._resolve_text(value, path, scope) if "$" in value else value
         if isinstance(value, list):
+            if not any(map(_may_hold_expressions, value)):
+                return list(value)  # plain numbers and names: nothing to evaluate (most arguments)
             return [self.resolve(v, path + (i,), scope) for i, v in enumerate(value)]
         if isinstance(value, dict):
-            return {k: self.resolve(v, path + (k,), scope) for k, v in value.items()}
+            return {k: self.resolve(v, path + (k,), scope) if _may_hold_expressions(v) else v
+                    for k, v in value.items()}
         return value
+
+    def _resolve_text(self, value: str, path: tuple, scope) -> Any:
+        try:
+            return _evaluate(value, scope)
+        except _Reported:
+            self.failures += 1
+            return _Failed
+        except expr.ExprError as exc:
+            hint = ""
+            if value.count("(") > value.count(")"):
+                hint = ('; inside a {...} map a comma ends the value: quote expressions that '
+                        'contain commas, as in "max($a, 2)"')
+            self.error(path, f"{value!r}: {exc}{hint}")
+            self.failures += 1
+            return _Failed
 
     # -- the document -------------------------------------------------------------------
     def load(self) -> Spec:
@@ -899,14 +910,17 @@ class _Loader:
     def _args(self, raw: dict, op: str, path: tuple, scope: _Scope):
         args: dict[str, Any] = {}
         origins: dict[str, tuple] = {}
+        failures = self.failures
         own_defaults = {} if raw.get(GENERATED) else self.defaults.get(op, {})  # composites set their own
         for key, (value, where) in own_defaults.items():
             args[key], origins[key] = self.resolve(value, where, _root_values(scope.values)), where
         for key, value in raw.items():
             if key in NODE_KEYS or key == GENERATED:
                 continue
-            args[key], origins[key] = self.resolve(value, path + (key,), scope.values), path + (key,)
-        if _contains_failed(args):
+            if _may_hold_expressions(value):
+                value = self.resolve(value, path + (key,), scope.values)
+            args[key], origins[key] = value, path + (key,)
+        if self.failures != failures:
             return None, origins
         if not raw.get(GENERATED) and raw.get("scalable", True) is not False:
             args = self._scaled(op, args)
@@ -980,6 +994,10 @@ class _FailedType:
 
 
 _Failed = _FailedType()
+
+
+def _may_hold_expressions(value: Any) -> bool:
+    return isinstance(value, (list, dict)) or (isinstance(value, str) and "$" in value)
 
 
 def _contains_failed(value: Any) -> bool:
