@@ -55,14 +55,14 @@ def _argument_names(inputs: list[str], reserved: set[str] = _RESERVED) -> list[s
 
 
 def _node_module(node, in_shapes, device: torch.device, draws: Draws | None = None,
-                 policy: init_policies.InitPolicy | None = None):
+                 policy: init_policies.InitPolicy | None = None, context=None):
     """The node's module on `device`. With `draws`, its random initialisation is scheduled
     there (see compiler.draws: each tensor drawn once, by the policy where a rule sets it,
     else by PyTorch's default) instead of drawn here. A tensor too large for PyTorch to
     describe (more than 2**63 bytes, found by fuzzing) is a located SpecError, not a
     RuntimeError."""
-    # the device context intercepts every factory call (a third of CPU build time): only when needed
-    context = contextlib.nullcontext() if device == torch.get_default_device() else torch.device(device)
+    if context is None:
+        context = _device_context(device)
     try:
         if draws is None:
             with context:
@@ -84,6 +84,12 @@ def _node_module(node, in_shapes, device: torch.device, draws: Draws | None = No
 
         raise SpecError(Problem(node.loc, f"node {node.id!r} ({node.op}) cannot be built: "
                                           f"{str(exc).splitlines()[0]}", node.path)) from None
+
+
+def _device_context(device: torch.device):
+    """What to build a node's layers under: the device context intercepts every factory call
+    (a third of CPU build time), so only when `device` is not the default one already."""
+    return contextlib.nullcontext() if device == torch.get_default_device() else torch.device(device)
 
 
 def _records_safely(block) -> bool:
@@ -147,11 +153,12 @@ def build_graph_module(graph: Graph, device: torch.device | str = "meta",
     fx_graph = torch.fx.Graph()
     root = nn.Module()
     values: dict[str, torch.fx.Node] = {}
+    context = _device_context(device)
     for name, argument in zip(spec.inputs, _argument_names(list(spec.inputs))):
         values[name] = fx_graph.placeholder(argument)
     for node_id in graph.order:
         node = spec.node(node_id)
-        module = _node_module(node, graph.in_shapes(node_id), device, draws, spec.init)
+        module = _node_module(node, graph.in_shapes(node_id), device, draws, spec.init, context)
         if module is not None:
             _install(root, node_id, module)
         emitter = _Emitter(fx_graph, node_id, module, str(node.loc))

@@ -100,6 +100,22 @@ class Initializer(_Model):
         if self.needs_matrix and tensor.dim() < 2:
             raise ValueError(f"{self.kind} initialisation needs a weight matrix, not a vector; use it for weights")
 
+    def uniform_bound(self, tensor) -> float | None:
+        """b where this initialiser draws `tensor` uniformly from [-b, b) (uniform, xavier_uniform,
+        he_uniform, the formulas of torch.nn.init); None for every other kind."""
+        from torch import nn
+
+        k = self.kind
+        if k == "uniform":
+            return self.a
+        if k not in ("xavier_uniform", "he_uniform") or tensor.dim() < 2 or not tensor.numel():
+            return None  # (torch.nn.init reports a vector's missing fan and skips empty tensors)
+        fan_in, fan_out = fans(tensor)
+        if k == "xavier_uniform":
+            return self.gain * math.sqrt(6.0 / (fan_in + fan_out))
+        gain = nn.init.calculate_gain(self.nonlinearity, self.slope if self.nonlinearity == "leaky_relu" else 0)
+        return math.sqrt(3.0) * gain / math.sqrt(fan_in if self.mode == "fan_in" else fan_out)
+
     def apply(self, tensor, generator=None) -> None:
         """Fill `tensor`, drawing from `generator` (default: the global one)."""
         from torch import nn
@@ -108,8 +124,9 @@ class Initializer(_Model):
         self.check(tensor)
         if k == "default":
             return
-        if k == "uniform":
-            nn.init.uniform_(tensor, -self.a, self.a, generator=generator)
+        bound = self.uniform_bound(tensor)
+        if bound is not None:
+            nn.init.uniform_(tensor, -bound, bound, generator=generator)
         elif k == "normal":
             nn.init.normal_(tensor, self.mean, self.std, generator=generator)
         elif k == "trunc_normal":
@@ -120,7 +137,7 @@ class Initializer(_Model):
             nn.init.ones_(tensor)
         elif k == "constant":
             nn.init.constant_(tensor, self.value)
-        elif k == "xavier_uniform":
+        elif k == "xavier_uniform":  # (an empty tensor: no bound to compute)
             nn.init.xavier_uniform_(tensor, self.gain, generator=generator)
         elif k == "xavier_normal":
             nn.init.xavier_normal_(tensor, self.gain, generator=generator)
@@ -227,6 +244,13 @@ def rules(sub, policy: InitPolicy, override: NodeInit | None = None, own_family:
             if init is not None and init.kind != "default" and getattr(sub, name, None) is not None}
 
 
+def fans(tensor) -> tuple[int, int]:
+    """(fan_in, fan_out) of a weight of two or more dimensions, as torch.nn.init counts them:
+    the inputs feeding each output unit, and the outputs each input unit feeds."""
+    field = math.prod(tensor.shape[2:])
+    return tensor.shape[1] * field, tensor.shape[0] * field
+
+
 def fan_in(tensor) -> int:
     """Inputs feeding each output unit (used by tests to check he/xavier variances)."""
-    return tensor.shape[1] * math.prod(tensor.shape[2:])
+    return fans(tensor)[0]

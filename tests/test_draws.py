@@ -1,5 +1,5 @@
 """compiler.draws: every tensor is drawn once (by the init policy where a rule sets it, else by
-PyTorch's default), on worker threads, and the values depend on the seed alone."""
+PyTorch's default), beside the building thread, and the values depend on the seed alone."""
 
 from __future__ import annotations
 
@@ -32,19 +32,36 @@ def uninitialised_memory_is_nan():
 @pytest.fixture()
 def random_fills(monkeypatch) -> list[tuple[str, tuple[int, ...]]]:
     """Every in-place random fill of a tensor, from any thread: (method, shape). The torch.nn.init
-    functions all end in one of these."""
+    functions all end in a tensor's uniform_ or normal_, and a build's uniform draws in
+    draws.Source.uniform_ (numpy's generator writing into the tensor, counted once)."""
     fills: list[tuple[str, tuple[int, ...]]] = []
     lock = threading.Lock()
+    inside = threading.local()
+
+    def count(method: str, tensor: torch.Tensor) -> None:
+        if tensor.device.type != "meta" and not getattr(inside, "source", False):
+            with lock:
+                fills.append((method, tuple(tensor.shape)))
+
     for method in ("uniform_", "normal_"):
         real = getattr(torch.Tensor, method)
 
         def counting(tensor, *args, _real=real, _method=method, **kwargs):
-            if tensor.device.type != "meta":
-                with lock:
-                    fills.append((_method, tuple(tensor.shape)))
+            count(_method, tensor)
             return _real(tensor, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, method, counting)
+    real_source = draws_module.Source.uniform_
+
+    def counting_source(source, tensor, low, high):
+        count("uniform_", tensor)
+        inside.source = True
+        try:
+            return real_source(source, tensor, low, high)
+        finally:
+            inside.source = False
+
+    monkeypatch.setattr(draws_module.Source, "uniform_", counting_source)
     return fills
 
 
@@ -94,29 +111,62 @@ def test_without_a_policy_every_tensor_gets_pytorchs_default_once(random_fills, 
     assert not model.normed.conv.weight.isnan().any()
 
 
-def test_the_values_depend_on_the_seed_alone_not_on_the_number_of_workers(monkeypatch):
-    text = BIG.format(init="{conv: he_normal}")
+def test_the_values_depend_on_the_seed_alone_not_on_the_number_of_helpers(monkeypatch):
+    """Each tensor has its own generator: which thread draws it, and when, changes nothing."""
+    text = BIG.format(init="{conv: he_normal}")  # normal weights (torch), uniform biases (numpy)
     built = {}
-    for workers in (0, 1, 2, draws_module.STREAMS):
-        monkeypatch.setattr(draws_module, "_workers_for", lambda device, n=workers: n)
-        built[workers] = compiler.build(text, seed=3).state_dict()
+    for helpers in (0, 1, 2, draws_module.MAX_HELPERS):
+        monkeypatch.setattr(draws_module, "_helpers_for", lambda device, n=helpers: n)
+        built[helpers] = compiler.build(text, seed=3).state_dict()
     first = built[0]
-    for workers, sd in built.items():
-        assert all(torch.equal(first[k], sd[k]) for k in first), f"{workers} workers drew other values"
+    for helpers, sd in built.items():
+        assert all(torch.equal(first[k], sd[k]) for k in first), f"{helpers} helpers drew other values"
     monkeypatch.undo()
     other = compiler.build(text, seed=4).state_dict()
     assert not torch.equal(first["plain.conv.weight"], other["plain.conv.weight"])
     assert not torch.equal(first["plain.conv.bias"], other["plain.conv.bias"])
 
 
-def test_neighbouring_streams_draw_different_values():
-    """mt19937 keeps 32 bits of a seed: the stream seeds are hashed, so no two streams repeat."""
-    draws = Draws(torch.device("cpu"), 2**32)
-    tensors = [torch.empty(1000) for _ in range(draws_module.STREAMS)]
+def test_tensors_of_a_build_draw_from_distinct_generators(monkeypatch):
+    """mt19937 keeps 32 bits of a seed: tensor seeds are hashed, and one whose low 32 bits repeat
+    an earlier tensor's is hashed again, so no two tensors of a build repeat each other."""
+    seeds = iter([2**32 + 7, 7, 9])  # the second collides with the first in mt19937's 32 bits
+    monkeypatch.setattr(draws_module, "_tensor_seed", lambda base, index: next(seeds))
+    draws = Draws(torch.device("cpu"), 0)
+    tensors = [torch.empty(1000) for _ in range(2)]
     for t in tensors:
-        draws._submit(t, lambda generator, t=t: t.uniform_(generator=generator))
+        draws._submit(t, lambda source, t=t: t.normal_(generator=source.generator))
     draws.close()
-    assert len({tuple(t[:5].tolist()) for t in tensors}) == draws_module.STREAMS
+    assert not torch.equal(tensors[0], tensors[1])
+    monkeypatch.undo()
+    draws = Draws(torch.device("cpu"), 2**32)
+    tensors = [torch.empty(1000) for _ in range(8)]
+    for i, t in enumerate(tensors):
+        if i % 2:
+            draws._submit(t, lambda source, t=t: source.uniform_(t, -1.0, 1.0))
+        else:
+            draws._submit(t, lambda source, t=t: t.uniform_(-1.0, 1.0, generator=source.generator))
+    draws.close()
+    assert len({tuple(t[:5].tolist()) for t in tensors}) == len(tensors)
+
+
+@pytest.mark.parametrize("make", [lambda: torch.empty(200_000),                      # numpy, in place
+                                  lambda: torch.empty(200_000, dtype=torch.float64),
+                                  lambda: torch.empty(400, 500).t(),                 # not contiguous
+                                  lambda: torch.empty(200_000, dtype=torch.bfloat16)],
+                         ids=["float32", "float64", "transposed", "bfloat16"])
+def test_a_sources_uniform_draws_fill_the_range_evenly(make):
+    tensor = make()
+    tensor.fill_(float("nan"))
+    draws_module.Source(12345, torch.device("cpu")).uniform_(tensor, -0.5, 1.5)
+    values = tensor.double()
+    assert not values.isnan().any()
+    assert -0.5 <= values.min().item() < -0.49 and 1.49 < values.max().item() <= 1.5
+    assert values.mean().item() == pytest.approx(0.5, abs=0.01)
+    assert values.std().item() == pytest.approx(2 / math.sqrt(12), rel=0.01)  # a uniform's spread
+    again = make()
+    draws_module.Source(12345, torch.device("cpu")).uniform_(again, -0.5, 1.5)
+    assert torch.equal(tensor, again)  # the seed decides
 
 
 def test_without_a_seed_the_global_random_state_decides(monkeypatch):
@@ -241,7 +291,7 @@ def test_a_draw_with_its_own_generator_is_made_on_the_spot():
     assert not recorder.pending and (weight >= 1).all()
 
 
-def test_a_worker_error_reaches_the_caller():
+def test_a_draws_error_reaches_the_caller():
     draws = Draws(torch.device("cpu"), 0)
 
     def failing(generator):
@@ -253,7 +303,7 @@ def test_a_worker_error_reaches_the_caller():
         draws.close()
 
 
-def test_a_failed_build_leaves_no_worker_behind(monkeypatch):
+def test_a_failed_build_leaves_no_thread_behind(monkeypatch):
     from compiler.blocks.linear import Linear
 
     def failing(self, in_shapes):
@@ -275,7 +325,7 @@ nodes:
 
 
 def test_builds_in_several_threads_at_once_draw_what_they_draw_alone():
-    """Each build has its own generators and workers: two at once (the designer builds while a
+    """Each build has its own generators and helpers: two at once (the designer builds while a
     user trains) give the weights each gives alone."""
     text = BIG.format(init="{conv: he_normal}")
     alone = {seed: compiler.build(text, seed=seed).state_dict() for seed in (1, 2)}
