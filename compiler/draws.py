@@ -29,6 +29,7 @@ recording at all: their constructors may do anything with their tensors.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -47,9 +48,100 @@ from . import init as init_policies
 MAX_HELPERS = 3
 """Threads that draw beside the building thread, at most (fewer on fewer cores)."""
 
-_DEFERRABLE = {nn.init.uniform_, nn.init.normal_, nn.init.kaiming_uniform_}
-"""torch.nn.init functions that overwrite every value of their tensor (so a later one makes an
-earlier one moot) and whose calls reach a TorchFunctionMode as a whole."""
+_ORIGINALS = {name: getattr(nn.init, name) for name in ("uniform_", "normal_", "kaiming_uniform_")}
+"""The torch.nn.init functions a build defers: they overwrite every value of their tensor (so a
+later one makes an earlier one moot), and conv and linear layers draw their defaults with them."""
+
+_local = threading.local()  # .recorder: the CallRecorder of the node this thread is building
+
+
+def _record_or_call(func: Callable) -> Callable:
+    @functools.wraps(func)
+    def record_or_call(tensor, *args, **kwargs):
+        recorder = getattr(_local, "recorder", None)
+        if recorder is None:
+            return func(tensor, *args, **kwargs)
+        return recorder.record(func, tensor, args, kwargs)
+    return record_or_call
+
+
+_WRAPPERS = {name: _record_or_call(func) for name, func in _ORIGINALS.items()}
+_UNWRAPPED = {**{f: f for f in _ORIGINALS.values()}, **{_WRAPPERS[n]: _ORIGINALS[n] for n in _ORIGINALS}}
+_DEFERRABLE = set(_UNWRAPPED)
+"""What a TorchFunctionMode sees of those calls (torch.nn.init hands itself on by its module's
+names, which are the wrappers while a build runs)."""
+
+_installed = 0
+_install_lock = threading.Lock()
+
+
+def _install_wrappers() -> None:
+    """Route torch.nn.init's deferrable functions through `_record_or_call` while any build
+    runs (they record only on a thread that is building a node; elsewhere they are the same
+    functions)."""
+    global _installed
+    with _install_lock:
+        if not _installed:
+            for name, wrapper in _WRAPPERS.items():
+                setattr(nn.init, name, wrapper)
+        _installed += 1
+
+
+def _remove_wrappers() -> None:
+    global _installed
+    with _install_lock:
+        _installed -= 1
+        if not _installed:
+            for name, func in _ORIGINALS.items():
+                if getattr(nn.init, name) is _WRAPPERS[name]:  # (unless somebody replaced it since)
+                    setattr(nn.init, name, func)
+
+
+class CallRecorder:
+    """Records the calls of the deferrable torch.nn.init functions made on this thread while a
+    node's module is constructed, instead of drawing. It sees nothing else: a constructor that
+    writes into a recorded tensor afterwards (through it or a view) shows in the tensor's version
+    counter (`disturbed`), and the node is then built again under the exact `Recorder`. Reading
+    a recorded tensor's values in a constructor would go unseen: no built-in block does
+    (tests/test_draws.py builds every registered op both ways and compares)."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, tuple[torch.Tensor, Callable, tuple, dict]] = {}
+        self.versions: dict[int, int] = {}
+        self._outer: CallRecorder | None = None
+
+    def record(self, func: Callable, tensor: Any, args: tuple, kwargs: dict) -> Any:
+        if (not isinstance(tensor, torch.Tensor) or kwargs.get("generator") is not None
+                or any(isinstance(a, torch.Generator) for a in args) or tensor.is_inference()):
+            return func(tensor, *args, **kwargs)  # its own generator, or no version counter: now
+        if tensor._base is not None:  # a draw into a view: the recorded draw of its tensor first
+            self._draw_now(tensor._base)
+            return func(tensor, *args, **kwargs)
+        self.pending[id(tensor)] = (tensor, func, args, {k: v for k, v in kwargs.items() if k != "generator"})
+        self.versions[id(tensor)] = tensor._version  # a later draw into it replaces this one
+        return tensor
+
+    def _draw_now(self, tensor: torch.Tensor) -> None:
+        recorded = self.pending.pop(id(tensor), None)
+        if recorded is not None:
+            tensor, func, args, kwargs = recorded
+            func(tensor, *args, **kwargs)
+
+    def disturbed(self) -> bool:
+        """Whether a recorded tensor was written since its draw was recorded."""
+        return any(tensor._version != self.versions[key] for key, (tensor, *_) in self.pending.items())
+
+    def take(self) -> dict[int, tuple[torch.Tensor, Callable, tuple, dict]]:
+        pending, self.pending, self.versions = self.pending, {}, {}
+        return pending
+
+    def __enter__(self) -> CallRecorder:
+        self._outer, _local.recorder = getattr(_local, "recorder", None), self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _local.recorder, self._outer = self._outer, None
+
 
 _SHAPE_ONLY = {torch.Tensor.dim, torch.Tensor.size, torch.Tensor.numel, torch.Tensor.stride, torch.Tensor.__len__, torch.Tensor.is_floating_point,
                torch.Tensor.is_complex, torch.Tensor.element_size, torch.Tensor.shape.__get__,
@@ -64,7 +156,9 @@ computation): a later use of the view counts as a use of the tensor."""
 
 class Recorder(TorchFunctionMode):
     """Records `torch.nn.init` draws instead of making them; a recorded tensor used for
-    anything but its shape is drawn first (from the global generator, on this thread)."""
+    anything but its shape is drawn first (from the global generator, on this thread). Exact,
+    but every torch call made while it is active pays ~2 µs (a tenth of a small model's
+    build): a node is built under it only where `CallRecorder` saw a recorded tensor written."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -80,7 +174,7 @@ class Recorder(TorchFunctionMode):
             if isinstance(tensor, torch.Tensor) and not any(isinstance(a, torch.Generator) for a in args):
                 rest = {k: v for k, v in kwargs.items() if k not in ("tensor", "generator")}
                 self._draw_now_if_pending(tensor, views_only=True)  # a draw into a view of a recorded one
-                self.pending[id(tensor)] = (tensor, func, tuple(args[1:]), rest)  # a later draw replaces an earlier
+                self.pending[id(tensor)] = (tensor, _UNWRAPPED[func], tuple(args[1:]), rest)  # a later draw replaces an earlier
                 return tensor
         pending, views = self.pending, self.views
         if not pending or func in _SHAPE_ONLY:
@@ -155,6 +249,8 @@ class Draws:
         self.cancelled = False
         self.started = False
         self.threads: list[threading.Thread] = []
+        self.wrapped = True
+        _install_wrappers()
 
     def start(self) -> None:
         """Start the helpers on what is queued. Called once the modules are built: started
@@ -173,17 +269,18 @@ class Draws:
 
     # -- recording --------------------------------------------------------------------------
     @contextmanager
-    def recording(self, record: bool = True) -> Iterator[Recorder | None]:
-        """Record the torch.nn.init draws made inside (with `record`); `schedule` takes them."""
+    def recording(self, record: bool = True, exact: bool = False) -> Iterator[CallRecorder | Recorder | None]:
+        """Record the torch.nn.init draws made inside (with `record`): their calls, or with
+        `exact` every use of the tensors too (see `Recorder`); `schedule` takes them."""
         if not record:
             yield None
             return
-        recorder = Recorder()
+        recorder = Recorder() if exact else CallRecorder()
         with recorder:
             yield recorder
 
     # -- scheduling -------------------------------------------------------------------------
-    def schedule(self, module: nn.Module, recorder: Recorder | None, policy: init_policies.InitPolicy,
+    def schedule(self, module: nn.Module, recorder: CallRecorder | Recorder | None, policy: init_policies.InitPolicy,
                  override: init_policies.NodeInit | None, family: str) -> None:
         """Queue the draws of a freshly built node: per tensor, the policy's initialiser where a
         rule sets it (a recorded default of it is dropped), else its recorded default. Raises
@@ -248,6 +345,9 @@ class Draws:
     def close(self, cancel: bool = False) -> None:
         """Draw what is left beside the helpers and wait for them (or, with `cancel`, only for
         the draws under way)."""
+        if self.wrapped:
+            self.wrapped = False
+            _remove_wrappers()
         if cancel:
             self.cancelled = True
         else:
@@ -293,10 +393,10 @@ _NUMPY_FLOATS = (torch.float32, torch.float64)
 def _uniform_range(func: Callable, tensor: torch.Tensor, args: tuple, kwargs: dict) -> tuple[float, float] | None:
     """The range a recorded `uniform_` or `kaiming_uniform_` call draws from (None for other
     calls, and where torch.nn.init itself should decide: no fan of a vector, no values)."""
-    if func is nn.init.uniform_:
+    if func is _ORIGINALS["uniform_"]:
         named = {**dict(zip(("a", "b"), args)), **kwargs}
         return float(named.get("a", 0.0)), float(named.get("b", 1.0))
-    if func is nn.init.kaiming_uniform_ and tensor.dim() >= 2 and tensor.numel():
+    if func is _ORIGINALS["kaiming_uniform_"] and tensor.dim() >= 2 and tensor.numel():
         named = {**dict(zip(("a", "mode", "nonlinearity"), args)), **kwargs}
         fan = init_policies.fans(tensor)[0 if named.get("mode", "fan_in") == "fan_in" else 1]
         gain = nn.init.calculate_gain(named.get("nonlinearity", "leaky_relu"), named.get("a", 0))

@@ -24,7 +24,7 @@ from torch import nn
 from . import init as init_policies
 from .analysis import analyze
 from .budget import check_build
-from .draws import Draws, base_seed
+from .draws import CallRecorder, Draws, base_seed
 from .errors import SpecError
 from .graph import Graph
 from .inplace import SHAPE, make_inplace
@@ -69,6 +69,10 @@ def _node_module(node, in_shapes, device: torch.device, draws: Draws | None = No
                 return node.block.build(in_shapes)
         with draws.recording(_records_safely(node.block)) as recorder, context:
             module = node.block.build(in_shapes)
+        if isinstance(recorder, CallRecorder) and recorder.disturbed():
+            # the constructor wrote into a tensor whose draw was deferred: build it again, exactly
+            with draws.recording(exact=True) as recorder, context:
+                module = node.block.build(in_shapes)
         if module is not None:
             try:
                 draws.schedule(module, recorder, policy, node.init, node.block.family)
@@ -156,17 +160,20 @@ def build_graph_module(graph: Graph, device: torch.device | str = "meta",
     context = _device_context(device)
     for name, argument in zip(spec.inputs, _argument_names(list(spec.inputs))):
         values[name] = fx_graph.placeholder(argument)
+    modules = {}
     for node_id in graph.order:
-        node = spec.node(node_id)
-        module = _node_module(node, graph.in_shapes(node_id), device, draws, spec.init, context)
+        module = _node_module(spec.node(node_id), graph.in_shapes(node_id), device, draws, spec.init, context)
         if module is not None:
             _install(root, node_id, module)
-        emitter = _Emitter(fx_graph, node_id, module, str(node.loc))
+        modules[node_id] = module
+    if draws is not None:
+        draws.start()  # draw while the forward code is generated
+    for node_id in graph.order:
+        node = spec.node(node_id)
+        emitter = _Emitter(fx_graph, node_id, modules[node_id], str(node.loc))
         values[node_id] = node.block.emit(emitter, [values[r] for r in graph.inputs[node_id]])
         if isinstance(values[node_id], torch.fx.Node):
             values[node_id].meta[SHAPE] = graph.shapes[node_id]
-    if draws is not None:
-        draws.start()  # draw while the forward code is generated
     results = [values[o] for o in graph.outputs]
     fx_graph.output(results[0] if len(results) == 1 else tuple(results))
     read_parts_directly(fx_graph)
