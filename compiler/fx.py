@@ -5,8 +5,8 @@ Each node's module is created directly on the target device (as a hand-written m
 `layer2.0.conv1.conv.weight`), and called from an fx graph whose values are named after node
 ids; `GraphModule` then generates a `forward` that reads like hand-written PyTorch. Each
 tensor is drawn once, by the spec's init policy where a rule sets it and else by PyTorch's
-default, on worker threads seeded from one seed (compiler.draws); `device="meta"` allocates
-and draws nothing at all.
+default, from generators seeded from one seed, beside the build (compiler.draws);
+`device="meta"` allocates and draws nothing at all.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ import compiler
 from compiler import draws as draws_module
 from compiler.draws import Draws, Recorder
 
+from blocks.test_registry_harness import CASES, spec_text
+
 
 @pytest.fixture()
 def uninitialised_memory_is_nan():
@@ -289,6 +291,84 @@ def test_a_draw_with_its_own_generator_is_made_on_the_spot():
     with Recorder() as recorder:
         nn.init.uniform_(weight, 1.0, 2.0, generator=torch.Generator().manual_seed(0))
     assert not recorder.pending and (weight >= 1).all()
+
+
+# -- the call recorder (what a build uses) -----------------------------------------------------
+
+def test_the_call_recorder_defers_only_this_threads_init_calls_while_a_build_runs():
+    draws = Draws(torch.device("cpu"), 0)  # a build under way: torch.nn.init's draws are wrapped
+    try:
+        assert nn.init.uniform_ is not draws_module._ORIGINALS["uniform_"]
+        with draws.recording() as recorder:
+            layer = nn.Linear(30, 20)
+            elsewhere = torch.zeros(1000)
+            thread = threading.Thread(target=nn.init.uniform_, args=(elsewhere, 1.0, 2.0))
+            thread.start()
+            thread.join()
+        assert set(recorder.pending) == {id(layer.weight), id(layer.bias)}  # recorded, not drawn
+        assert ((elsewhere >= 1) & (elsewhere <= 2)).all()  # another thread's call: made at once
+        own = torch.zeros(10)
+        nn.init.uniform_(own, 1.0, 2.0)  # outside a node's construction: made at once
+        assert (own >= 1).all()
+    finally:
+        draws.close()
+    for name, func in draws_module._ORIGINALS.items():  # and the functions are torch's again
+        assert getattr(nn.init, name) is func
+
+
+def test_the_call_recorder_sees_a_recorded_tensor_written_afterwards():
+    draws = Draws(torch.device("cpu"), 0)
+    try:
+        with draws.recording() as recorder:
+            layer = nn.Linear(3, 4)
+            assert not recorder.disturbed()
+            with torch.no_grad():
+                layer.weight[0].zero_()  # through a view: the tensor's version counter moves too
+        assert recorder.disturbed()
+        with draws.recording() as recorder:
+            weight = torch.zeros(4, 3)
+            nn.init.uniform_(weight, 1.0, 2.0)
+            nn.init.uniform_(weight[0], -2.0, -1.0)  # a draw into a view: the tensor's comes first
+        assert not recorder.pending and (weight[0] <= -1).all() and (weight[1:] >= 1).all()
+    finally:
+        draws.close()
+
+
+def test_a_block_that_writes_into_a_deferred_tensor_is_built_again_exactly(monkeypatch):
+    from compiler.blocks.linear import Linear
+
+    real = Linear.build
+
+    def build_then_zero_a_row(self, in_shapes):
+        module = real(self, in_shapes)
+        with torch.no_grad():
+            module.linear.weight[0].zero_()
+        return module
+
+    monkeypatch.setattr(Linear, "build", build_then_zero_a_row)
+    model = compiler.build("""
+blockgraph: 1
+name: writes
+inputs: {x: [64]}
+nodes:
+  - {id: head, op: linear, out: 16}
+""", seed=0)
+    weight = model.head.linear.weight
+    assert torch.equal(weight[0], torch.zeros(64))  # the block's own write stands
+    assert (weight[1:] != 0).all() and weight[1:].abs().max().item() <= 1 / 8  # the default drawn first
+
+
+@pytest.mark.parametrize("op, args, shapes", CASES)
+def test_every_built_in_block_gets_the_same_weights_from_either_recorder(op, args, shapes, monkeypatch):
+    """The call recorder cannot see a constructor read a deferred tensor: no built-in block may
+    (each is built under both recorders, and the weights compared)."""
+    text = spec_text(op, args, shapes)
+    quick = compiler.build(text, seed=5).state_dict()
+    monkeypatch.setattr(draws_module.CallRecorder, "disturbed", lambda self: True)  # always exactly
+    exact = compiler.build(text, seed=5).state_dict()
+    assert quick.keys() == exact.keys()
+    for key in quick:
+        assert torch.equal(quick[key], exact[key]), key
 
 
 def test_a_draws_error_reaches_the_caller():
