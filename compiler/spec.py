@@ -523,8 +523,9 @@ class _Loader:
         self._check_plugins(header)
         self.user_blocks = self._user_blocks(header)
         self.defaults = self._defaults(header)
+        failures = self.failures
         scaling = self.resolve(header.scaling, ("scaling",), values)
-        if not _contains_failed(scaling):
+        if self.failures == failures:
             self.scaling = self.validate(Scaling, scaling, ("scaling",), "scaling") or Scaling()
         top = _Scope(prefix="", group=(), inputs={n: n for n in inputs}, values=values, path=("nodes",))
         self._expand(header.nodes, top)
@@ -721,10 +722,11 @@ class _Loader:
         first_args = None
         if first is not None:
             first_args = dict(args)
+            failures = self.failures
             for key, value in first.items():
                 first_args[key] = self.resolve(value, path + ("first", key), scope.values)
                 origins = {**origins, key: path + ("first", key)}
-            if _contains_failed(first_args):
+            if self.failures != failures:
                 return
             if not raw.get(GENERATED) and raw.get("scalable", True) is not False:
                 first_args = self._scaled(op, first_args)
@@ -999,15 +1001,6 @@ _Failed = _FailedType()
 def _may_hold_expressions(value: Any) -> bool:
     return isinstance(value, (list, dict)) or (isinstance(value, str) and "$" in value)
 
-
-def _contains_failed(value: Any) -> bool:
-    if value is _Failed:
-        return True
-    if isinstance(value, list):
-        return any(_contains_failed(v) for v in value)
-    if isinstance(value, dict):
-        return any(_contains_failed(v) for v in value.values())
-    return False
 
 
 def _nested_model(annotation) -> type[BaseModel] | None:
