@@ -120,6 +120,14 @@ def test_the_values_depend_on_the_seed_alone_not_on_the_number_of_helpers(monkey
     for helpers in (0, 1, 2, draws_module.MAX_HELPERS):
         monkeypatch.setattr(draws_module, "_helpers_for", lambda device, n=helpers: n)
         built[helpers] = compiler.build(text, seed=3).state_dict()
+    real_init = Draws.__init__
+
+    def inline(self, *args, **kwargs):  # as on an accelerator: each tensor drawn when queued
+        real_init(self, *args, **kwargs)
+        self.inline, self.helpers = True, 0
+
+    monkeypatch.setattr(Draws, "__init__", inline)
+    built["inline"] = compiler.build(text, seed=3).state_dict()
     first = built[0]
     for helpers, sd in built.items():
         assert all(torch.equal(first[k], sd[k]) for k in first), f"{helpers} helpers drew other values"
