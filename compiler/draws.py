@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -400,10 +399,7 @@ def _uniform_range(func: Callable, tensor: torch.Tensor, args: tuple, kwargs: di
         named = {**dict(zip(("a", "b"), args)), **kwargs}
         return float(named.get("a", 0.0)), float(named.get("b", 1.0))
     if func is _ORIGINALS["kaiming_uniform_"] and tensor.dim() >= 2 and tensor.numel():
-        named = {**dict(zip(("a", "mode", "nonlinearity"), args)), **kwargs}
-        fan = init_policies.fans(tensor)[0 if named.get("mode", "fan_in") == "fan_in" else 1]
-        gain = nn.init.calculate_gain(named.get("nonlinearity", "leaky_relu"), named.get("a", 0))
-        bound = math.sqrt(3.0) * gain / math.sqrt(fan)
+        bound = init_policies.kaiming_bound(tensor, **dict(zip(("a", "mode", "nonlinearity"), args)), **kwargs)
         return -bound, bound
     return None
 

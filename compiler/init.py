@@ -103,18 +103,16 @@ class Initializer(_Model):
     def uniform_bound(self, tensor) -> float | None:
         """b where this initialiser draws `tensor` uniformly from [-b, b) (uniform, xavier_uniform,
         he_uniform, the formulas of torch.nn.init); None for every other kind."""
-        from torch import nn
-
         k = self.kind
         if k == "uniform":
             return self.a
         if k not in ("xavier_uniform", "he_uniform") or tensor.dim() < 2 or not tensor.numel():
             return None  # (torch.nn.init reports a vector's missing fan and skips empty tensors)
-        fan_in, fan_out = fans(tensor)
         if k == "xavier_uniform":
+            fan_in, fan_out = fans(tensor)
             return self.gain * math.sqrt(6.0 / (fan_in + fan_out))
-        gain = nn.init.calculate_gain(self.nonlinearity, self.slope if self.nonlinearity == "leaky_relu" else 0)
-        return math.sqrt(3.0) * gain / math.sqrt(fan_in if self.mode == "fan_in" else fan_out)
+        return kaiming_bound(tensor, self.slope if self.nonlinearity == "leaky_relu" else 0, self.mode,
+                             self.nonlinearity)
 
     def apply(self, tensor, generator=None) -> None:
         """Fill `tensor`, drawing from `generator` (default: the global one)."""
@@ -249,6 +247,15 @@ def fans(tensor) -> tuple[int, int]:
     the inputs feeding each output unit, and the outputs each input unit feeds."""
     field = math.prod(tensor.shape[2:])
     return tensor.shape[1] * field, tensor.shape[0] * field
+
+
+def kaiming_bound(tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> float:
+    """b where torch.nn.init.kaiming_uniform_ (He et al.) draws `tensor` from [-b, b): its
+    arguments and defaults (a conv or linear layer's default init is a = sqrt(5))."""
+    from torch import nn
+
+    fan = fans(tensor)[0 if mode == "fan_in" else 1]
+    return math.sqrt(3.0) * nn.init.calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
 def fan_in(tensor) -> int:
