@@ -2,9 +2,9 @@
 memory-free meta builds.
 
 Every spec's `reference:` names an implementation; the test constructs it (torchvision or
-timm, on the meta device) and compares parameter counts, so no number is typed in here. Where
-the shared reference table (architectures.md) is beside the checkout, its counts are checked
-too.
+timm, on the meta device) and compares parameter counts; the counts are also checked against
+tests/zoo_reference.md, the reference table typed in once (torchvision's and timm's counts), so
+an upgrade of torchvision or timm that changed a reference model would show as well.
 """
 
 from __future__ import annotations
@@ -27,13 +27,7 @@ SPEC_PATHS = sorted((ROOT / "specs").glob("*.yaml"))
 
 # -- the reference table ----------------------------------------------------------------------
 
-def _reference_md() -> Path:
-    """architectures.md lives in a `shared/reference/` folder beside (or above) the checkout."""
-    for base in (ROOT, *ROOT.parents):
-        candidate = base / "shared" / "reference" / "architectures.md"
-        if candidate.is_file():
-            return candidate
-    pytest.skip("shared/reference/architectures.md not found above the repository")
+REFERENCE_MD = Path(__file__).resolve().parent / "zoo_reference.md"
 
 
 def _table_rows(text: str) -> list[dict[str, str]]:
@@ -55,7 +49,7 @@ def _table_rows(text: str) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def reference_text() -> str:
-    return _reference_md().read_text()
+    return REFERENCE_MD.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +71,7 @@ def reference_arch(reference_text) -> dict[str, str]:
 def reference_gmacs(reference_text) -> dict[str, float]:
     """architecture name -> GMACs, from the "Compute, from torchvision's ..." paragraph."""
     match = re.search(r"^Compute\b(.*?)(?:\n\s*\n|\Z)", reference_text, re.S | re.M)
-    assert match, "no 'Compute' paragraph in architectures.md"
+    assert match, "no 'Compute' paragraph in zoo_reference.md"
     body = match.group(1).split(":", 1)[1]  # after "... of one 224x224 image):"
     pairs = re.findall(r"([A-Za-z][A-Za-z0-9\-]*)\s+(\d+(?:\.\d+)?)", body)
     table = {name: float(value) for name, value in pairs}
@@ -136,7 +130,7 @@ def test_parameter_count_equals_the_constructed_reference(name, reference):
 @pytest.mark.parametrize("name,reference", REFERENCED, ids=[n for n, _ in REFERENCED])
 def test_parameter_count_matches_reference_table(name, reference, reference_params):
     assert reference in reference_params, (
-        f"{name} names reference {reference!r}, which is not a row of architectures.md")
+        f"{name} names reference {reference!r}, which is not a row of zoo_reference.md")
     expected = reference_params[reference]
     spec = compiler.load(ROOT / "specs" / name)
     assert spec.reference == reference
