@@ -14,6 +14,7 @@ import ast
 import math
 import operator
 import re
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any, Callable, Mapping
 
 MAX_LEN = 400
@@ -78,12 +79,30 @@ _BINARY: dict[type, Callable[[Number, Number], Number]] = {
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 
 
-def _round(x: Number, nd: Number | None = None) -> Number:
-    return round(x) if nd is None else round(x, int(nd))
+def round_half_away(x: Number, nd: Number | None = None) -> Number:
+    """`round` of expressions: to the nearest, ties away from zero (2.5 -> 3, -2.5 -> -3,
+    36 / 8 = 4.5 -> 5), the rule of school arithmetic and of `make_divisible` (scaled channel
+    counts), so `round($c / 8) * 8` and `scaling.divisor: 8` agree. Python's own `round` ties
+    to even (4.5 -> 4), which nobody expects of a channel count. Digits work on the number as
+    written (its shortest repr: round(2.675, 2) is 2.68, not the 2.67 of binary floats);
+    round(x) gives an int, round(x, digits) the type of x, like Python's."""
+    if nd is None:
+        return int(_decimal(x).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    digits = int(nd)
+    if (isinstance(x, int) and digits >= 0) or digits > 400:  # nothing left to round
+        return x
+    with localcontext() as ctx:
+        ctx.prec = 500  # |x| < 2**63 has 19 integer digits; a float at most ~330 more
+        rounded = _decimal(x).quantize(Decimal(1).scaleb(-max(digits, -30)), rounding=ROUND_HALF_UP)
+    return int(rounded) if isinstance(x, int) else float(rounded)
+
+
+def _decimal(x: Number) -> Decimal:
+    return Decimal(repr(float(x))) if isinstance(x, float) else Decimal(int(x))
 
 
 _FUNCS: dict[str, Callable[..., Number]] = {
-    "min": min, "max": max, "round": _round, "int": int, "float": float, "abs": abs,
+    "min": min, "max": max, "round": round_half_away, "int": int, "float": float, "abs": abs,
 }
 
 

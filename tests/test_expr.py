@@ -32,12 +32,26 @@ def refused(text: str, lookup=VARS) -> str:
     ("$w / 4", 8.0), ("$w / 3", 32 / 3), ("$w // 3", 10), ("-7 // 2", -4), ("$w % 5", 2), ("-7 % 3", 2),
     ("7 % -3", -2), ("2 ** -1", 0.5), ("$half * 4", 2.0), ("1e-3 * 1000", 1.0), ("$w * 1.5", 48.0),
     ("$w // 2 ** 2", 8), ("$w - 2 * $n ** 2 // 3", 26), ("10 - 2 - 3", 5), ("64 / 4 / 2", 8.0),
-    ("min($w, 8)", 8), ("max($w // 2, $n, 40)", 40), ("min(1.5, 2)", 1.5), ("round(2.5)", 2), ("round(3.5)", 4),
+    ("min($w, 8)", 8), ("max($w // 2, $n, 40)", 40), ("min(1.5, 2)", 1.5), ("round(2.5)", 3), ("round(3.5)", 4),
     ("round($w / 3)", 11), ("round(2.567, 2)", 2.57), ("int($w / 3)", 10), ("int(-2.7)", -2),
     ("float($n)", 3.0), ("abs($n - $w)", 29), ("max(round($w * 0.25), 1)", 8), ("  $w  ", 32),
     ("0x10 + 1", 17), ("1_000 * 2", 2000), ("$big + $big // 2", 2**62 + 2**61),
 ])
 def test_arithmetic(text, value):
+    got = ev(text)
+    assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("round(36 / 8)", 5), ("round(4.5)", 5), ("round(-2.5)", -3), ("round(-3.5)", -4), ("round(0.5)", 1),
+    ("round(2.4999)", 2), ("round(2.675, 2)", 2.68), ("round(-2.675, 2)", -2.68), ("round(0.125, 2)", 0.13),
+    ("round(1250, -2)", 1300), ("round(1249, -2)", 1200), ("round(-1250, -2)", -1300), ("round(7, 3)", 7),
+    ("round(1234.5, -1)", 1230.0), ("round(36 / 8) * 8", 40),
+])
+def test_round_takes_ties_away_from_zero(text, value):
+    """Hand-worked ties: Python's round() would give 4, 2, -2, -4, 0, 2.67, -2.67, 0.12 and 1200
+    (ties to even, binary floats); round() here takes the tie away from zero, on the number as
+    written, and keeps the types of Python's round (int without digits, the argument's with)."""
     got = ev(text)
     assert got == value and type(got) is type(value)
 

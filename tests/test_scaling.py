@@ -24,6 +24,18 @@ def test_width_rounds_to_the_divisor_and_keeps_the_classes():
     assert spec.node("conv1").block.out == 16  # 64 * 0.3 = 19.2 -> nearest multiple of 8
 
 
+def test_divisor_and_round_share_one_rule_ties_away_from_zero():
+    """36 channels to a multiple of 8: 36 / 8 = 4.5, a tie, goes up to 5 -> 40, whether the
+    width multiplier makes the 36 (72 at width 0.5) or an expression rounds it; ties to even
+    would give 32."""
+    text = ("blockgraph: 1\nname: s\nvars: {c: 36}\nscaling: {width: 0.5, divisor: 8}\ninputs: {x: [3, 8, 8]}\nnodes:\n"
+            "  - {id: scaled, op: conv, out: 72}\n"
+            "  - {id: rounded, op: conv, out: \"round($c / 8) * 8\", scalable: false}\n"
+            "  - {id: below, op: conv, out: 68}\n")  # 34 / 8 = 4.25 -> 4 -> 32
+    spec = compiler.load(text)
+    assert [spec.node(n).block.out for n in ("scaled", "rounded", "below")] == [40, 40, 32]
+
+
 def test_depth_multiplies_repeats_and_dense_layers_rounding_up():
     spec = scaled(SPECS / "resnet50.yaml", "{depth: 0.5}")
     blocks = {g for g in spec.groups if g.count(".") == 1 and g.startswith("layer")}

@@ -18,15 +18,17 @@ from typing import Literal
 from pydantic import Field, PositiveInt
 
 from ..errors import ShapeError
+from ..expr import round_half_away
 from .base import Block, Shape, expect_rank, fmt
 from .common import Act
 from .registry import register
 
 
 def make_divisible(value: float, divisor: int, min_value: int | None = None) -> int:
-    """Round to the nearest multiple of `divisor` (never below it), as timm and torchvision do."""
+    """Round to the nearest multiple of `divisor` (never below it), as timm and torchvision do:
+    ties away from zero (36 to a multiple of 8 is 40), the rule of `round()` in expressions."""
     min_value = min_value or divisor
-    return max(min_value, int(value + divisor / 2) // divisor * divisor)
+    return max(min_value, round_half_away(value / divisor) * divisor)
 
 
 @register
