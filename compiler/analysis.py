@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from .blocks.base import Shape
@@ -31,9 +32,14 @@ class NodeStats:
     """Non-trainable state (batch-norm running statistics)."""
     macs: int
     rf: int
-    """Receptive field: input pixels (along one axis) that can affect one output value."""
-    jump: int
-    """Effective stride: input pixels between neighbouring outputs."""
+    """Receptive field: input pixels (along one axis) that can affect one output value. Past an
+    upsampling it is rounded up from exact fractions and is an estimate (the arithmetic assumes
+    evenly spaced outputs, which a deconv with k > stride does not give)."""
+    jump: int | float
+    """Effective stride: input pixels between neighbouring outputs. It grows with strides and
+    shrinks with upsampling (upsample, deconv, pixel_shuffle, interpolate divide it by their scale), so a
+    decoder back at full resolution has jump 1 again; a fraction (0.5) only for maps larger
+    than the input."""
     activation_bytes: int
     """Bytes of this node's output for the analysis batch size and dtype."""
     group: tuple[str, ...] = ()
@@ -126,7 +132,7 @@ def analyze(spec: Spec, batch: int = 1, dtype: str = "float32") -> Analysis:
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPE_BYTES)}")
     graph = check(spec)
-    rf: dict[str, tuple[int, int]] = {name: (1, 1) for name in spec.inputs}
+    rf: dict[str, tuple[Fraction, Fraction]] = {name: (Fraction(1), Fraction(1)) for name in spec.inputs}
     rows = []
     by_id = {n.id: n for n in spec.nodes}
     shapes = graph.shapes
@@ -150,16 +156,21 @@ def analyze(spec: Spec, batch: int = 1, dtype: str = "float32") -> Analysis:
         seen = [r for i, r in enumerate(refs) if i not in skip] or refs  # a shortcut sees x, not the branch
         field_in = max(rf[r][0] for r in seen)
         jump_in = max(rf[r][1] for r in seen)
-        rf[node_id] = (field_in + (k - 1) * jump_in, jump_in * s)
+        rf[node_id] = (field_in + (k - 1) * jump_in, jump_in * Fraction(s))  # exact: strides of 1/2
         per = graph.regions.get(node_id, 1)  # the shape is per region after roi_align & co.
         rows.append(NodeStats(
             id=node_id, op=node.op, inputs=refs, shape=shape, params=params, buffers=buffers,
-            macs=per * graph.trials.get(node_id, node.block.macs(in_shapes, shape)), rf=rf[node_id][0],
-            jump=rf[node_id][1],
+            macs=per * graph.trials.get(node_id, node.block.macs(in_shapes, shape)), rf=math.ceil(rf[node_id][0]),
+            jump=_number(rf[node_id][1]),
             activation_bytes=(batch * per * math.prod(shape) * DTYPE_BYTES[dtype]
                               if node.block.allocates(in_shapes) else 0),
             group=node.group, line=node.loc.line, measured=node_id in graph.trials, regions=per))
     return Analysis(spec, graph, rows, batch, dtype, graph.warnings)
+
+
+def _number(value: Fraction) -> int | float:
+    """A jump as the summary shows it: an int when whole (the usual case), else a float."""
+    return int(value) if value.denominator == 1 else round(float(value), 4)
 
 
 @dataclass
@@ -186,6 +197,18 @@ class Unit:
     """Enclosing groups that are expanded in this view (clusters in a rendering)."""
     regions: int = 1
     """Rows per image of its output (R after a region op; the shape is then per region)."""
+    repeats: int = 1
+    """Copies a repeat stands for (`repeat: 5` of a residual block: 5, of 11 nodes each)."""
+
+    @property
+    def caption(self) -> str:
+        """The op as a rendering labels the box: `conv`, `residual (11 nodes)`, or for a
+        repeat `residual ×5 (55 nodes)` (`conv ×2` when each copy is one node)."""
+        if self.kind == "node":
+            return self.op
+        n = len(self.members)
+        count = f" ×{self.repeats}" if self.kind == "repeat" else ""
+        return f"{self.op}{count}" + ("" if self.kind == "repeat" and n == self.repeats else f" ({n} nodes)")
 
 
 def collapse(analysis: Analysis, depth: int | None = None) -> list[Unit]:
@@ -224,6 +247,8 @@ def collapse(analysis: Analysis, depth: int | None = None) -> list[Unit]:
                 if src != u and src not in inputs:
                     inputs.append(src)
         group_path = spec.node(ids[0]).group
+        level = group_path.index(u) if u in group_path else 0
+        copies = {spec.node(i).group[level + 1] if len(spec.node(i).group) > level + 1 else i for i in ids}
         parents = tuple(g for g in group_path[: (depth if depth is not None else len(group_path))] if g != u)
         o = stats[out]
         units.append(Unit(
@@ -231,5 +256,5 @@ def collapse(analysis: Analysis, depth: int | None = None) -> list[Unit]:
             params=sum(stats[i].params for i in ids), buffers=sum(stats[i].buffers for i in ids),
             macs=sum(stats[i].macs for i in ids), rf=o.rf, jump=o.jump,
             activation_bytes=sum(stats[i].activation_bytes for i in ids), members=ids, inputs=inputs,
-            parents=parents, regions=o.regions))
+            parents=parents, regions=o.regions, repeats=len(copies) if kind == "repeat" else 1))
     return units

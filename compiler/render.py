@@ -48,7 +48,7 @@ def _count(n: int) -> str:
 
 def _label(unit: Unit) -> str:
     title = html.escape(unit.id)
-    op = html.escape(unit.op) + (f" ×{len(unit.members)} nodes" if unit.kind != "node" else "")
+    op = html.escape(unit.caption)  # residual ×5 (55 nodes): the repeat and the node count
     params = f"{_count(unit.params)} params" if unit.params else ""
     lines = [f"<B>{title}</B>", f'<FONT POINT-SIZE="10">{op}</FONT>']
     if params:

@@ -18,6 +18,7 @@ padding is derived (PyTorch's `output_size`).
 from __future__ import annotations
 
 from collections import OrderedDict
+from fractions import Fraction
 from typing import Literal
 
 from pydantic import NonNegativeInt, PositiveInt
@@ -143,9 +144,13 @@ class Deconv(Block):
         kh, kw = pair(self.k)
         return c * h * w * (self.out // self.groups) * kh * kw
 
-    def window(self, in_shapes: list[Shape]) -> tuple[int, int]:
-        k, d = pair(self.k), pair(self.dilation)
-        return max(d[0] * (k[0] - 1) + 1, d[1] * (k[1] - 1) + 1), 1
+    def window(self, in_shapes: list[Shape]) -> tuple[int, Fraction]:
+        """A stride-s transposed conv spreads each input pixel over s outputs per axis, so
+        neighbouring outputs are 1/s input pixels apart, and one output sums the input pixels
+        i with 0 <= o + pad - s*i <= d(k-1): at most d(k-1)//s + 1 of them (k 2, stride 2: one;
+        k 4, stride 2: two; stride 1: k, as a conv)."""
+        k, d, s = pair(self.k), pair(self.dilation), pair(self.stride)
+        return max(d[i] * (k[i] - 1) // s[i] + 1 for i in (0, 1)), Fraction(1, min(s))
 
     def param_count(self, in_shapes: list[Shape]) -> tuple[int, int]:
         kh, kw = pair(self.k)

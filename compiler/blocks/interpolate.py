@@ -13,13 +13,14 @@ each coarser level to the next lateral map this way).
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Literal
 
 from pydantic import model_validator
 
 from .base import Block, Flag, Shape, expect_rank
 from .registry import register
-from .upsample import Mode, check_align, resize_kwargs
+from .upsample import Mode, check_align, resize_kwargs, resize_window
 
 
 @register
@@ -47,6 +48,12 @@ class Interpolate(Block):
         expect_rank("interpolate", x, 3, "it resizes the height and width of a feature map")
         expect_rank("interpolate", ref, 3, "its second input gives the height and width to resize to")
         return x[0], ref[1], ref[2]
+
+    def window(self, in_shapes: list[Shape]) -> tuple[int, Fraction]:
+        """As `upsample`'s, with the steps of this resize: the map's height and width over the
+        reference's (1/2 when the reference is twice as large)."""
+        (_, h, w), (_, rh, rw) = in_shapes
+        return resize_window(self.mode, (Fraction(h, rh), Fraction(w, rw)))
 
     def emit(self, em, args):
         """`F.interpolate(x, size=ref.shape[-2:])`: the size is read from the reference tensor, so

@@ -13,6 +13,7 @@ conv before it) yet free of the checkerboard artefacts of a strided transposed c
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Literal
 
 from pydantic import PositiveInt
@@ -40,6 +41,11 @@ class PixelShuffle(Block):
                              f"{self.factor}² = {r2}. Received: input shape {fmt(shape)}; give the conv before it "
                              f"out: {max(1, c // r2) * r2} (a multiple of {r2})")
         return c // r2, h * self.factor, w * self.factor
+
+    def window(self, in_shapes: list[Shape]) -> tuple[int, Fraction]:
+        """Each output pixel is one input pixel's channel; r outputs per input pixel along an axis,
+        so neighbouring outputs are 1/r input pixels apart (the jump divides by r)."""
+        return 1, Fraction(1, self.factor)
 
     def emit(self, em, args):
         import torch.nn.functional as F

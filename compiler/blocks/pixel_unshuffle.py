@@ -38,6 +38,10 @@ class PixelUnshuffle(Block):
                              f"Received: input shape {fmt(shape)}; pad or crop the map first")
         return c * r * r, h // r, w // r
 
+    def window(self, in_shapes: list[Shape]) -> tuple[int, int]:
+        """An output pixel holds an r x r block of input pixels (as a conv with k = stride = r)."""
+        return self.factor, self.factor
+
     def emit(self, em, args):
         import torch.nn.functional as F
 

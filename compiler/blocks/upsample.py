@@ -14,6 +14,7 @@ connections they are joined with. No weights: `F.interpolate` in the generated c
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Literal
 
 from pydantic import PositiveFloat, PositiveInt, model_validator
@@ -31,6 +32,18 @@ def resize_kwargs(mode: str, align_corners: bool | None) -> dict:
     if mode != "nearest":
         kwargs["align_corners"] = bool(align_corners)
     return kwargs
+
+
+TAPS = {"nearest": 1, "bilinear": 2, "bicubic": 4}
+"""Input pixels per axis that one output pixel of a resize reads (its receptive-field extent)."""
+
+
+def resize_window(mode: str, steps) -> tuple[int, Fraction]:
+    """(extent, stride) of a resize for receptive fields: the mode's taps, and the input pixels
+    between neighbouring outputs, `steps` per axis (1/scale; in/out for a given size): 1/2 after
+    an upsample by 2, so the jump of a decoder shrinks back as its maps grow. The larger axis
+    step is kept, as conv keeps its larger stride."""
+    return TAPS[mode], max(Fraction(s).limit_denominator(10**6) for s in steps)
 
 
 def check_align(mode: str, align_corners: bool | None) -> None:
@@ -79,6 +92,14 @@ class Upsample(Block):
         if oh < 1 or ow < 1:
             raise ShapeError(f"upsample scale {self.scale} leaves no pixel of the input {fmt(shape)}")
         return c, oh, ow
+
+    def window(self, in_shapes: list[Shape]) -> tuple[int, Fraction]:
+        """One output pixel reads 1 (nearest), 2 (bilinear) or 4 (bicubic) input pixels per axis;
+        neighbouring outputs are 1/scale input pixels apart (h / size for a given size)."""
+        _, h, w = in_shapes[0]
+        steps = (Fraction(h, self.size[0]), Fraction(w, self.size[1])) if self.size is not None else \
+            tuple(1 / Fraction(s).limit_denominator(10**6) for s in self._scales())
+        return resize_window(self.mode, steps)
 
     def emit(self, em, args):
         import torch.nn.functional as F
