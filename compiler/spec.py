@@ -10,18 +10,18 @@ line and column of every path.
 
 from __future__ import annotations
 
-import difflib
+import functools
 import keyword
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from . import expr
+from . import expr, suggest
 from .blocks import Block, registry
 from .blocks.base import GENERATED, Composite
 from .blocks.base import Shape
@@ -35,6 +35,10 @@ NODE_KEYS = ("op", "id", "in", "repeat", "first", "init", "when", "scalable")
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_REPEAT = 10_000
 MAX_NODES = 100_000
+WRITTEN_AT = "__written_at__"
+"""Key marking a node dict the user wrote inside a composite's arguments (a residual's `body`,
+an inception's `branches`) with its YAML path, so that it, and what it expands to, is located
+at its own line rather than at the composite's. Composites pass the key on with the dict."""
 
 
 class Scaling(BaseModel):
@@ -50,6 +54,24 @@ class Scaling(BaseModel):
     """Multiplies every `repeat` count and dense-block `layers` (rounded up)."""
     divisor: int = Field(8, gt=0)
     """Scaled channel counts are rounded to a multiple of this (never below it)."""
+
+
+DATASET_FACTS = {"classes": "the number of classes the dataset gives the task (a segmentation dataset "
+                              "counts its background class)"}
+"""What a var may be bound to (`{dataset: FACT, default: N}`), with what each means."""
+
+
+class DatasetVar(BaseModel):
+    """A var whose value the dataset a run trains on gives (`classes: {dataset: classes,
+    default: 10}`): the trainer sets it from the dataset, everything else (validate, summary,
+    build, the designer's graph) uses `default`. An override (`--var classes=...`) fixes it."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True)
+
+    dataset: Literal["classes"]
+    """The dataset's fact the var takes when training: `classes`."""
+    default: int = Field(gt=0)
+    """The value when no dataset is given (validate, summary, build, export)."""
 
 
 class SpecDocument(BaseModel):
@@ -70,8 +92,9 @@ class SpecDocument(BaseModel):
     """Free text shown in summaries."""
     inputs: dict[str, list[int | str]] = Field(min_length=1)
     """Named per-sample input shapes, channels first; the batch dimension is implicit."""
-    vars: dict[str, int | float | bool | str | None] = {}
-    """Named values usable as $name in any argument; `load(vars=...)` overrides them."""
+    vars: dict[str, int | float | bool | str | None | DatasetVar] = {}
+    """Named values usable as $name in any argument; `load(vars=...)` overrides them. A var may
+    be bound to the training dataset: `classes: {dataset: classes, default: 10}`."""
     defaults: dict[str, dict[str, Any]] = {}
     """Default arguments per op, e.g. {conv: {norm: batch, act: relu}}."""
     blocks: dict[str, Any] = {}
@@ -109,6 +132,11 @@ class Node:
     init: NodeInit | None = None
     group: tuple[str, ...] = ()
     """Enclosing repeat groups / composite blocks, outermost first (for summaries and renders)."""
+    owner: str = ""
+    """For a node a composite made itself (`stage1.0.res_in`), the user's node it belongs to
+    (`stage1.0`), so errors speak of what the user wrote; '' for the user's own nodes."""
+    implicit_input: bool = False
+    """It reads the node before it by default (it has no `in:`), which a cycle message names."""
 
     @property
     def op(self) -> str:
@@ -151,6 +179,11 @@ class Spec:
     """The spec's user-defined blocks."""
     groups: dict[str, Group] = field(default_factory=dict)
     """Ids that stand for several nodes (repeats, composite and user blocks), outermost first."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """The vars given to `load` (they replace the text's values)."""
+    dataset_vars: dict[str, str] = field(default_factory=dict)
+    """Vars bound to the training dataset, name -> fact (`classes`): not overridden, so
+    `vars` holds their defaults until `with_vars` sets them from a dataset."""
 
     def node(self, node_id: str) -> Node:
         return self._by_id[node_id]
@@ -187,18 +220,12 @@ SYNONYMS = {
 
 def suggestion(word: str, options) -> str | None:
     """The option a user most likely meant by `word` (a synonym from another framework, or a
-    close spelling), or None."""
-    options = [str(o) for o in options]
-    for target, names in SYNONYMS.items():
-        if str(word).lower() in names and target in options:
-            return target
-    close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
-    return close[0] if close else None
+    close spelling: the one rule of compiler/suggest.py), or None."""
+    return suggest.closest(word, options, SYNONYMS)
 
 
 def did_you_mean(word: str, options) -> str:
-    best = suggestion(word, options)
-    return f"; did you mean {best!r}?" if best else ""
+    return suggest.did_you_mean(word, options, SYNONYMS)
 
 
 def _describe(value: Any) -> str:
@@ -211,6 +238,92 @@ def _describe(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return repr(value)
+
+
+QUOTED = {"quoted_int": "an integer", "quoted_float": "a number", "quoted_bool": "true or false"}
+"""Error types of `_quoted_values`, with what the field expects."""
+
+
+def _quoted_values(data: Any, value: Any, loc: tuple = ()) -> list[dict]:
+    """Where pydantic's lax mode turned text into a number or a boolean (`out: "16"`, `bias:
+    "true"`), as pydantic-style errors. Quotes make a YAML value text, so a quoted number is a
+    mistake blockgraph reports with its fix rather than guessing; `$expressions` are evaluated
+    before validation and so never get here as text. Walks the input beside the validated value."""
+    if isinstance(data, str):
+        if isinstance(value, bool):
+            kind, fix = "quoted_bool", _unquoted(data, value)
+        elif isinstance(value, (int, float)):
+            kind, fix = ("quoted_int" if isinstance(value, int) else "quoted_float"), _unquoted(data, value)
+        else:
+            return []
+        return [{"type": kind, "loc": loc, "input": data, "ctx": {"fix": fix}, "msg": ""}]
+    if isinstance(data, dict) and isinstance(value, (dict, BaseModel)):
+        found = []
+        for key, item in data.items():
+            if isinstance(value, dict):
+                if key in value:
+                    found += _quoted_values(item, value[key], loc + (key,))
+            elif isinstance(key, str) and key in type(value).model_fields:
+                found += _quoted_values(item, getattr(value, key), loc + (key,))
+        return found
+    if isinstance(data, list) and isinstance(value, (list, tuple)) and len(data) == len(value):
+        return [e for i, (a, b) in enumerate(zip(data, value)) for e in _quoted_values(a, b, loc + (i,))]
+    return []
+
+
+def _quoted_fields(model: type[BaseModel], data: Any, failed: set) -> list[dict]:
+    """`_quoted_values` of the fields that validate when others do not, one field at a time
+    (so a node with a wrong key also hears about its quoted numbers in the same run)."""
+    found: list[dict] = []
+    if not isinstance(data, dict):
+        return found
+    for key, value in data.items():
+        if key in failed or key not in model.model_fields or not isinstance(value, (str, list, dict)):
+            continue
+        try:
+            valid = _field_adapter(model, key).validate_python(value)
+        except ValidationError:
+            continue
+        found += _quoted_values(value, valid, (key,))
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter:
+    info = model.model_fields[name]
+    config = None if _nested_model(info.annotation) is info.annotation else model.model_config
+    return TypeAdapter(Annotated[info.annotation, info], config=config)
+
+
+def unquote_hint(value: Any, want: type) -> str:
+    """': write 16 without quotes' when `value` is text that reads as a `want` (int, float or
+    bool), else '' (for the checks spec.py makes itself: input sizes, repeat, when, parameters)."""
+    if not isinstance(value, str) or want not in (int, float, bool):
+        return ""
+    read = _read_scalar(value)
+    if want is bool:
+        fits = isinstance(read, bool)
+    else:
+        kinds = (int,) if want is int else (int, float)
+        fits = isinstance(read, kinds) and not isinstance(read, bool) and math.isfinite(read)
+    return f": write {value.strip()} without quotes" if fits else ""
+
+
+def _read_scalar(text: str) -> Any:
+    """What YAML makes of `text` written without quotes (None when it is not one plain value)."""
+    try:
+        return parse(text.strip()).data if "\n" not in text else None
+    except SpecError:
+        return None
+
+
+def _unquoted(text: str, value: Any) -> str:
+    """How to write `value`, which pydantic read from `text`, without quotes: the text itself
+    when YAML reads it as that value (`1e-3`), else the value (`true` for "yes")."""
+    read = _read_scalar(text)
+    if read == value and isinstance(read, bool) == isinstance(value, bool) and not isinstance(read, str):
+        return text.strip()
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def pydantic_message(err: dict, owner: str, fields) -> str:
@@ -235,7 +348,14 @@ def pydantic_message(err: dict, owner: str, fields) -> str:
         return f"expected a number, got {_describe(got)}"
     if kind == "finite_number":
         return f"expected a finite number, got {_describe(got)}"
+    if kind in QUOTED:
+        return f'expected {QUOTED[kind]}, got the text "{got}": write {ctx["fix"]} without quotes'
     if kind in ("bool_type", "bool_parsing"):
+        if isinstance(got, str) and got.strip().lower() in ("true", "false"):
+            return f'expected true or false, got the text "{got}": write {got.strip().lower()} without quotes'
+        if isinstance(got, str) and got.strip().lower() in ("yes", "no", "on", "off", "y", "n"):
+            return (f"expected true or false, got {_describe(got)} (YAML 1.2 reads yes/no/on/off as text): "
+                    "write true or false")
         return f"expected true or false, got {_describe(got)}"
     if kind == "literal_error" and key == "blockgraph":
         return (f"spec format version {_describe(got)} is not supported: this blockgraph reads version 1 "
@@ -270,14 +390,21 @@ def _union_collapsed(errors: list[dict]) -> list[dict]:
     for err in errors:
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in (
             "int", "float", "str", "bool", "none", "function-after", "function-before", "function-wrap")
-            or p.startswith(("constrained-", "function-", "lax-", "json-or-python", "union[")))))
+            or p.startswith(("constrained-", "function-", "lax-", "json-or-python", "union["))
+            or p in _UNION_MODELS)))
         err = {**err, "loc": loc}
         prev = seen.get(loc)
         # prefer a bound violation of the scalar member over "expected a list" of the tuple member
         if prev is None or (prev["type"] in ("tuple_type", "list_type", "literal_error", "none_required")
                             and err["type"] not in ("tuple_type", "list_type", "none_required")):
             seen[loc] = err
-    return list(seen.values())
+    # a member that took the value apart (a map's key is wrong) is the one the user meant: its
+    # errors below the path replace the other members' "expected an integer, got a map"
+    return [e for loc, e in seen.items() if not any(len(o) > len(loc) and o[:len(loc)] == loc for o in seen)]
+
+
+_UNION_MODELS = {"DatasetVar"}
+"""Models that are members of a union: pydantic names them in an error's path."""
 
 
 # -- the loader ----------------------------------------------------------------------------
@@ -293,6 +420,12 @@ class _Vars:
         self.raw, self.doc, self.out = dict(raw), doc, out
         self.values: dict[str, Any] = {}
         self.active: list[str] = []
+        self.bound: dict[str, str] = {}
+        for name, value in list(self.raw.items()):
+            if isinstance(value, DatasetVar):
+                self.raw[name] = value.default
+                if name not in overrides:
+                    self.bound[name] = value.dataset
         for name, value in overrides.items():
             if name not in self.raw:
                 out.error(doc.loc(("vars",)) if "vars" in getattr(doc, "data", {}) else Loc(doc.file, 1, 1),
@@ -390,6 +523,8 @@ class _Scope:
     """User blocks being expanded, outermost first (to refuse recursion)."""
     init: Any = None
     """The `init:` of the enclosing block node, for nodes inside that give none."""
+    owner: str = ""
+    """The user's node whose composite generated the nodes of this list ('' for the user's own)."""
 
 
 class _Params:
@@ -438,35 +573,42 @@ class _Loader:
         """Validate `data` with `model`; translate errors to located problems.
         `origins` maps a top-level key to the path it came from (defaults live elsewhere)."""
         try:
-            return model.model_validate(data)
+            made = model.model_validate(data)
         except ValidationError as exc:
-            fields = [f for f in model.model_fields if f != "op"]
             errors = _union_collapsed(exc.errors(include_url=False))
-            suggested = {suggestion(e["loc"][-1], fields) for e in errors
-                         if e["type"] == "extra_forbidden" and e["loc"]}
-            errors = [e for e in errors if not (e["type"] == "missing" and len(e["loc"]) == 1
-                                                 and e["loc"][0] in suggested)]
-            for err in errors:
-                loc = err["loc"]
-                head = loc[0] if loc else None
-                root = (origins or {}).get(head, base + ((head,) if head is not None else ()))
-                path = root + tuple(loc[1:]) if head is not None else base
-                sub_fields, sub_owner = fields, owner
-                if len(loc) > 1:  # a nested model (norm: {...}): list its own keys
-                    sub = model.model_fields.get(head)
-                    nested = _nested_model(sub.annotation) if sub else None
-                    if nested is not None:
-                        sub_fields, sub_owner = list(nested.model_fields), str(head)
-                message = pydantic_message(err, sub_owner, sub_fields)
-                written = self._written(path)
-                if isinstance(written, str) and "$" in written and err["type"] != "extra_forbidden":
-                    message = f"{written!r} is {_describe(err.get('input'))}: {message.split(', got ')[0]}"
-                    if err["type"] == "int_from_float" and "/" in written.replace("//", ""):
-                        message += " (// divides to a whole number)"
-                if scope is not None and scope.anchor is not None:
-                    message = f"{format_path(path)}: {message}"
-                self.error(path, message, at_key=err["type"] == "extra_forbidden", scope=scope)
-            return None
+            errors += _quoted_fields(model, data, {e["loc"][0] for e in errors if e["loc"]})
+        else:
+            errors = _quoted_values(data, made)  # pydantic's lax mode read `out: "16"` as 16
+            if not errors:
+                return made
+        fields = [f for f in model.model_fields if f != "op"]
+        suggested = {suggestion(e["loc"][-1], fields) for e in errors
+                     if e["type"] == "extra_forbidden" and e["loc"]}
+        errors = [e for e in errors if not (e["type"] == "missing" and len(e["loc"]) == 1
+                                             and e["loc"][0] in suggested)]
+        for err in errors:
+            loc = err["loc"]
+            head = loc[0] if loc else None
+            root = (origins or {}).get(head, base + ((head,) if head is not None else ()))
+            path = root + tuple(loc[1:]) if head is not None else base
+            sub_fields, sub_owner = fields, owner
+            if len(loc) > 1:  # a nested model (norm: {...}): list its own keys
+                sub = model.model_fields.get(head)
+                nested = _nested_model(sub.annotation) if sub else None
+                if nested is not None:
+                    sub_fields, sub_owner = list(nested.model_fields), str(head)
+            message = pydantic_message(err, sub_owner, sub_fields)
+            written = self._written(path)
+            if isinstance(written, str) and "$" in written and err["type"] != "extra_forbidden":
+                message = f"{written!r} is {_describe(err.get('input'))}: {message.split(', got ')[0]}"
+                if err["type"] == "int_from_float" and "/" in written.replace("//", ""):
+                    message += " (// divides to a whole number)"
+                if err["type"] in QUOTED:  # the value of a var, quoted
+                    message += f'; write that value without quotes ({err["ctx"]["fix"]}, not "{err["input"]}")'
+            if scope is not None and scope.anchor is not None:
+                message = f"{format_path(path)}: {message}"
+            self.error(path, message, at_key=err["type"] == "extra_forbidden", scope=scope)
+        return None
 
     def _written(self, path: tuple) -> Any:
         """The value as written in the document at `path` (before expressions), if any."""
@@ -538,7 +680,8 @@ class _Loader:
         return Spec(name=header.name, inputs=inputs, nodes=self.nodes, outputs=outputs, output_locs=output_locs,
                     aliases=self.aliases, vars=resolved_vars, init=header.init, reference=header.reference,
                     description=header.description, file=doc.file, text=doc.text, input_locs=input_locs,
-                    warnings=self.out.warnings, document=doc, blocks=self.user_blocks, groups=self.groups)
+                    warnings=self.out.warnings, document=doc, blocks=self.user_blocks, groups=self.groups,
+                    overrides=dict(self.overrides), dataset_vars=dict(values.bound))
 
     def _inputs(self, header: SpecDocument, scope) -> tuple[dict[str, Shape], dict[str, Loc]]:
         inputs, locs = {}, {}
@@ -554,7 +697,8 @@ class _Loader:
                 if isinstance(d, float) and d.is_integer():
                     d = int(d)
                 if isinstance(d, bool) or not isinstance(d, int) or d <= 0:
-                    self.error(path + (i,), f"expected a positive integer size, got {_describe(d)}")
+                    self.error(path + (i,), f"expected a positive integer size, got {_describe(d)}"
+                               + unquote_hint(d, int))
                 else:
                     shape.append(d)
             if not dims:
@@ -627,14 +771,17 @@ class _Loader:
         local: dict[str, str] = dict(scope.inputs)
         first_use: dict[str, tuple] = {}
         previous = next(iter(scope.inputs.values())) if len(scope.inputs) == 1 else None
+        outer = scope
         for index, raw in enumerate(raw_nodes):
-            path = scope.path + (index,)
+            path, scope = outer.path + (index,), outer
             if len(self.nodes) > MAX_NODES:
                 self.error(path, f"the spec expands to more than {MAX_NODES:,} nodes", scope=scope)
                 return previous
             if not isinstance(raw, dict):
                 self.error(path, f"a node is a map such as {{op: conv, out: 64}}; got {_describe(raw)}", scope=scope)
                 continue
+            if WRITTEN_AT in raw:  # the user's own node inside a composite's arguments: its own line
+                path, scope = raw[WRITTEN_AT], replace(outer, anchor=None, anchor_path="", owner="")
             if "when" in raw and not self._enabled(raw, path, scope):
                 continue
             if isinstance(raw.get("scalable"), str):  # `scalable: $flag`
@@ -657,6 +804,7 @@ class _Loader:
                 continue
             first_use[local_id] = path + ("id",)
             global_id = scope.prefix + local_id if local_id else scope.prefix[:-1]
+            implicit = refs is None
             if refs is None:
                 if previous is None:
                     names = ", ".join(scope.inputs)
@@ -668,7 +816,8 @@ class _Loader:
                 refs = self._global_refs(refs, ref_locs, local, explicit, scope, path)
                 if refs is None:
                     continue
-            self._place(raw, op, path, scope, global_id, refs, ref_locs, repeat, init_rule or scope.init, first)
+            self._place(raw, op, path, scope, global_id, refs, ref_locs, repeat, init_rule or scope.init, first,
+                        implicit)
             local[local_id] = global_id
             previous = global_id
         return previous
@@ -682,7 +831,8 @@ class _Loader:
             if not value and isinstance(raw.get("id"), str):
                 self.disabled[scope.prefix + raw["id"]] = self.loc(path + ("when",), scope)
             return bool(value)
-        self.error(path + ("when",), f"`when` needs true or false, got {_describe(value)}", scope=scope)
+        self.error(path + ("when",), f"`when` needs true or false, got {_describe(value)}"
+                   + unquote_hint(value, bool), scope=scope)
         return False
 
     def _global_refs(self, refs, ref_locs, local, explicit, scope: _Scope, path) -> list[str] | None:
@@ -705,7 +855,8 @@ class _Loader:
                 return None
         return out
 
-    def _place(self, raw, op, path, scope: _Scope, global_id, refs, ref_locs, repeat, init_rule, first) -> None:
+    def _place(self, raw, op, path, scope: _Scope, global_id, refs, ref_locs, repeat, init_rule, first,
+               implicit: bool = False) -> None:
         """Validate the node's arguments and add it (or its copies, or its expansion)."""
         loc = self.loc(path, scope)
         if repeat == 0:
@@ -719,6 +870,10 @@ class _Loader:
         args, origins = self._args(raw, op, path, scope)
         if args is None:
             return
+        user_composite = not raw.get(GENERATED) and isinstance(registry.get(op), type) and issubclass(
+            registry.get(op), Composite)
+        if user_composite:
+            args = {k: self._mark(v, origins[k]) for k, v in args.items()}
         first_args = None
         if first is not None:
             first_args = dict(args)
@@ -726,6 +881,8 @@ class _Loader:
             for key, value in first.items():
                 first_args[key] = self.resolve(value, path + ("first", key), scope.values)
                 origins = {**origins, key: path + ("first", key)}
+                if user_composite:
+                    first_args[key] = self._mark(first_args[key], origins[key])
             if self.failures != failures:
                 return
             if not raw.get(GENERATED) and raw.get("scalable", True) is not False:
@@ -747,10 +904,10 @@ class _Loader:
                 return
             if isinstance(made, Block):
                 self.nodes.append(Node(copy_id, made, prev_refs, loc, self._path_str(path, scope), prev_locs,
-                                       init_rule, group=group))
+                                       init_rule, group=group, owner=scope.owner, implicit_input=implicit and k == 0))
             else:
                 kind = "composite" if isinstance(made, Composite) else "user"
-                self.groups[copy_id] = Group(copy_id, op, kind, loc, made if kind == "composite" else made[1])
+                self.groups[copy_id] = Group(copy_id, op, kind, loc, _unmarked(made) if kind == "composite" else made[1])
                 out = self._expand_composite(made, op, copy_id, group, prev_refs, path, scope, loc, init_rule)
                 if out is None:
                     return
@@ -759,6 +916,17 @@ class _Loader:
             prev_refs, prev_locs = [copy_id], [loc]
         if grouped:
             self.aliases[global_id] = f"{global_id}.{copies - 1}"
+
+    def _mark(self, value: Any, path: tuple) -> Any:
+        """`value` (a composite's argument, from `path`) with each node map the user wrote in it
+        marked with its YAML path (WRITTEN_AT). Values that came from a `$parameter` are not in
+        the document and stay unmarked: they are located at the composite."""
+        written = self._written(path)
+        if isinstance(value, dict) and isinstance(written, dict) and "op" in value and WRITTEN_AT not in value:
+            return {**value, WRITTEN_AT: path}
+        if isinstance(value, list) and isinstance(written, list) and len(value) == len(written):
+            return [self._mark(v, path + (i,)) for i, v in enumerate(value)]
+        return value
 
     def _path_str(self, path: tuple, scope: _Scope) -> str:
         return scope.anchor_path if scope.anchor is not None else format_path(path)
@@ -795,7 +963,7 @@ class _Loader:
                 value = float(value)
             if want is not object and (not isinstance(value, want) or (want is int and isinstance(value, bool))):
                 self.error(origins.get(pname, path + (pname,)), f"parameter {pname!r} of block {name!r} expects "
-                           f"{want.__name__}, got {_describe(value)}", scope=scope)
+                           f"{want.__name__}, got {_describe(value)}{unquote_hint(value, want)}", scope=scope)
                 ok = False
                 continue
             bound[pname] = value
@@ -826,7 +994,8 @@ class _Loader:
             return None
         inner = _Scope(prefix=copy_id + ".", group=group + ((copy_id,) if group[-1:] != (copy_id,) else ()),
                        inputs=dict(zip(names, refs)), values=values, path=inner_path, anchor=anchor,
-                       anchor_path=anchor_path, stack=stack, init=init_rule)
+                       anchor_path=anchor_path, stack=stack, init=init_rule,
+                       owner=scope.owner or (copy_id if isinstance(made, Composite) else ""))
         if anchor is None and scope.anchor is not None:
             inner.anchor, inner.anchor_path = scope.anchor, scope.anchor_path
         output = self._expand(body, inner)
@@ -877,13 +1046,13 @@ class _Loader:
                 ok = False
             elif isinstance(repeat, bool) or not isinstance(repeat, int) or not 0 <= repeat <= MAX_REPEAT:
                 self.error(path + ("repeat",), f"expected a whole number of copies from 0 to {MAX_REPEAT:,}, "
-                           f"got {_describe(repeat)}", scope=scope)
+                           f"got {_describe(repeat)}{unquote_hint(repeat, int)}", scope=scope)
                 ok = False
             elif repeat > 0 and self.scaling.depth != 1 and not raw.get(GENERATED) and raw.get("scalable", True):
                 repeat = min(MAX_REPEAT, math.ceil(repeat * self.scaling.depth))
         if "scalable" in raw and not isinstance(raw["scalable"], bool):
-            self.error(path + ("scalable",), f"`scalable` is true or false, got {_describe(raw['scalable'])}",
-                       scope=scope)
+            self.error(path + ("scalable",), f"`scalable` is true or false, got {_describe(raw['scalable'])}"
+                       + unquote_hint(raw["scalable"], bool), scope=scope)
             ok = False
         first = raw.get("first")
         if "first" in raw:
@@ -917,7 +1086,7 @@ class _Loader:
         for key, (value, where) in own_defaults.items():
             args[key], origins[key] = self.resolve(value, where, _root_values(scope.values)), where
         for key, value in raw.items():
-            if key in NODE_KEYS or key == GENERATED:
+            if key in NODE_KEYS or key == GENERATED or key == WRITTEN_AT:
                 continue
             if _may_hold_expressions(value):
                 value = self.resolve(value, path + (key,), scope.values)
@@ -984,6 +1153,19 @@ class _Loader:
         return names, locs
 
 
+def _unmarked(value: Any) -> Any:
+    """`value` without WRITTEN_AT marks: a composite's arguments as diffs and summaries show them."""
+    if isinstance(value, Composite):
+        fields = {name: _unmarked(getattr(value, name)) for name in type(value).model_fields}
+        changed = {name: v for name, v in fields.items() if v != getattr(value, name)}
+        return value.model_copy(update=changed) if changed else value
+    if isinstance(value, dict):
+        return {k: _unmarked(v) for k, v in value.items() if k != WRITTEN_AT}
+    if isinstance(value, list):
+        return [_unmarked(v) for v in value]
+    return value
+
+
 def _root_values(values: Any) -> Any:
     while isinstance(values, _Params):
         values = values.parent
@@ -1009,6 +1191,9 @@ def _nested_model(annotation) -> type[BaseModel] | None:
     for arg in (typing.get_args(annotation) or (annotation,)):
         if isinstance(arg, type) and issubclass(arg, BaseModel):
             return arg
+        inner = _nested_model(arg) if typing.get_args(arg) else None  # dict[str, A | Model]
+        if inner is not None:
+            return inner
     return None
 
 
@@ -1084,4 +1269,19 @@ def load(source: str | os.PathLike | bytes, vars: dict[str, Any] | None = None, 
     return _Loader(_extend(doc), vars).load()
 
 
-__all__ = ["FORMAT_VERSION", "Node", "Spec", "SpecDocument", "SpecError", "load", "did_you_mean"]
+def with_vars(spec: Spec, values: dict[str, Any]) -> Spec:
+    """`spec` loaded again from its document with `values` added to its overrides (how the
+    trainer sets vars bound to the dataset). Raises SpecError like `load`."""
+    if spec.document is None:
+        raise ValueError("with_vars needs a spec loaded from text (this one has no document)")
+    return _Loader(spec.document, {**spec.overrides, **values}).load()
+
+
+def load_document(doc: Document, vars: dict[str, Any] | None = None) -> Spec:
+    """A `Spec` from an already parsed, self-contained document (e.g. a checkpoint's saved
+    spec, whose `extends:` is already merged)."""
+    return _Loader(doc, vars).load()
+
+
+__all__ = ["FORMAT_VERSION", "Node", "Spec", "SpecDocument", "SpecError", "load", "did_you_mean",
+           "with_vars", "load_document", "DatasetVar", "DATASET_FACTS"]

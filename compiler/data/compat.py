@@ -38,6 +38,26 @@ def _path_tuple(path: str) -> tuple:
     return tuple(out)
 
 
+def dataset_values(spec, info) -> dict[str, int]:
+    """The values of the spec's vars bound to the dataset (`classes: {dataset: classes,
+    default: 10}`) for `info`, for those that differ from what the spec holds now."""
+    facts = {"classes": info.num_classes}
+    values = {name: facts[fact] for name, fact in getattr(spec, "dataset_vars", {}).items()}
+    return {name: v for name, v in values.items() if spec.vars.get(name) != v}
+
+
+def class_var_problem(spec, var: str, what: str, wanted: int) -> Problem:
+    """`what` (the spec's class count against the dataset's) is fixed by the var `var`: say how
+    to set it, or to let the dataset set it, at the var's line. The one home of this advice
+    for classification, segmentation, YOLO and region heads."""
+    if var in getattr(spec, "overrides", {}):
+        fix = f"the override --var {var}={spec.overrides[var]} sets it: set it to {wanted} or leave it out"
+    else:
+        fix = (f"set vars.{var} to {wanted} (--var {var}={wanted}), or let the dataset set it: "
+               f"`{var}: {{dataset: classes, default: {spec.vars.get(var)}}}`")
+    return Problem(_loc(spec, ("vars", var)), f"{what}: {fix}", f"vars.{var}")
+
+
 def check_compatible(spec, info, input_name: str | None = None) -> None:
     spec, analysis = _analysis(spec)
     problems: list[Problem] = []
@@ -158,8 +178,7 @@ def _check_classes(spec, analysis, info, problems) -> None:
             if key in seen:
                 continue
             seen.add(key)
-            problems.append(Problem(_loc(spec, ("vars", var)), f"{what}: set vars.{var} to {info.num_classes} "
-                                    f"(--var {var}={info.num_classes})", f"vars.{var}"))
+            problems.append(class_var_problem(spec, var, what, info.num_classes))
         else:
             key = ("node", out)
             if key in seen:

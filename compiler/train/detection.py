@@ -75,15 +75,14 @@ class YoloTask(_DetectionBase):
     def check(self, spec, analysis, info) -> None:
         if self.layout.classes == info.num_classes:
             return
-        from ..data.compat import _class_var, _loc, _path_tuple
+        from ..data.compat import _class_var, _loc, _path_tuple, class_var_problem
 
         head = self.head
         what = (f"yolo_head {head.id!r} predicts {head.block.classes} classes, the dataset {info.name!r} has "
                 f"{info.num_classes} ({', '.join(info.classes)})")
         var = _class_var(spec, head, head.block.classes)
         if var is not None:
-            raise SpecError(Problem(_loc(spec, ("vars", var)), f"{what}: set vars.{var} to {info.num_classes} "
-                                    f"(--var {var}={info.num_classes})", f"vars.{var}"))
+            raise SpecError(class_var_problem(spec, var, what, info.num_classes))
         raise SpecError(Problem(_loc(spec, (*_path_tuple(head.path), "classes")),
                                 f"{what}: set classes: {info.num_classes}", f"{head.path}.classes"))
 

@@ -169,7 +169,9 @@ class _StopRequest:
 
     def __enter__(self) -> "_StopRequest":
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            # SIGHUP too (the terminal closed): otherwise the process dies at once and its
+            # data-loader workers linger until they notice (up to 5 s), with no checkpoint
+            for sig in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
                 try:
                     self.previous[sig] = signal.signal(sig, self._handle)
                 except (ValueError, OSError):  # pragma: no cover
@@ -296,10 +298,10 @@ class _Run:
                 self.note(self.state["fallback"])
             saved = self.state["spec"]
             from ..source import parse
-            from ..spec import _Loader
+            from ..spec import load_document
 
             doc = parse(saved["document"], file=str(self.resume_dir / "spec.yaml"))
-            spec = _Loader(doc, dict(saved.get("vars") or {})).load()
+            spec = load_document(doc, dict(saved.get("vars") or {}))
             if self.spec_arg is not None:
                 given = self.spec_arg if isinstance(self.spec_arg, compiler.Spec) else \
                     compiler.load(self.spec_arg, vars=self.vars or None)
@@ -385,6 +387,7 @@ class _Run:
             raise error if error is not None else TrainError("another process could not start (see rank 0)")
         try:
             self._data()
+            spec = self._bind_dataset_vars()
             from compiler.data import check_compatible
 
             check_compatible(spec, self.info)
@@ -465,6 +468,22 @@ class _Run:
             raise config_problem(self.sources, "batch_size",
                                  f"batch_size {cfg.batch_size} is larger than the training set "
                                  f"({len(self.train_set)} images)")
+
+    def _bind_dataset_vars(self):
+        """Vars bound to the dataset (`classes: {dataset: classes, default: 10}`) take the
+        dataset's values: the spec is loaded again with them, analysed, and its task remade."""
+        import compiler
+        from compiler.data.compat import dataset_values
+        from compiler.spec import with_vars
+
+        values = dataset_values(self.spec, self.info)
+        if not values:
+            return self.spec
+        self.spec = with_vars(self.spec, values)
+        self.analysis = compiler.analyze(self.spec, batch=self.batch)
+        self.task = make_task(self.task_kind, self.info.num_classes, self.spec, self.analysis)
+        self.say("from the dataset: " + ", ".join(f"{k} = {v}" for k, v in values.items()))
+        return self.spec
 
     def _run_dir(self) -> None:
         cfg, d = self.cfg, self.dist
@@ -725,7 +744,8 @@ class _Run:
         return TrainingDiverged(message, epoch, step, self.run_dir)
 
     def _interrupted(self, stop: _StopRequest, epoch: int, step: int, saved: bool) -> TrainingInterrupted:
-        name = {signal.SIGINT: "interrupted", None: "stopped on request"}.get(stop.signum, "stopped by SIGTERM")
+        name = ("stopped on request" if stop.signum is None else "interrupted" if stop.signum == signal.SIGINT
+                else f"stopped by {signal.Signals(stop.signum).name}")
         where = f"epoch {epoch}, step {step}" if step else f"the end of epoch {epoch}"
         message = (f"{name} at {where}: checkpoint saved in {self.run_dir}; continue with: "
                    f"blockgraph train --resume {self.run_dir}")

@@ -62,7 +62,7 @@ class RegionTask(_DetectionBase):
 
     # -- checks ----------------------------------------------------------------------------
     def check(self, spec, analysis, info) -> None:
-        from ..data.compat import _class_var, _loc
+        from ..data.compat import _class_var, _loc, class_var_problem
 
         k = info.num_classes + 1
         wanted = [("cls", self.cls_at, (k,), f"[{k}] class logits (background + {info.num_classes} classes)"),
@@ -85,8 +85,7 @@ class RegionTask(_DetectionBase):
             width = got[0] if role == "cls" else got[0] // 4 if role == "box" else got[0]
             var = _class_var(spec, node, width - 1) if node is not None else None
             if var is not None:
-                raise SpecError(Problem(_loc(spec, ("vars", var)), f"{message}: set vars.{var} to "
-                                        f"{info.num_classes} (--var {var}={info.num_classes})", f"vars.{var}"))
+                raise SpecError(class_var_problem(spec, var, message, info.num_classes))
             raise SpecError(Problem(node.loc if node is not None else spec.output_locs[at], message,
                                     node.path if node is not None else "outputs"))
 
