@@ -279,8 +279,11 @@ def _cmd_diff(args) -> int:
 
 
 def _cmd_ui(args) -> int:
-    """Run `streamlit run ui/app.py` in this process's Python, listening on localhost by default."""
-    import subprocess
+    """Become `streamlit run ui/app.py` (same interpreter), listening on localhost by default.
+
+    The process execs Streamlit in place instead of running it as a child, so the pid a
+    service manager, a shell or a test was given *is* the server: SIGTERM, SIGINT or SIGHUP
+    to it stops the server, where a child would have been left running, re-parented."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
@@ -304,10 +307,10 @@ def _cmd_ui(args) -> int:
     if plugins:
         env["BLOCKGRAPH_PLUGINS"] = ",".join(dict.fromkeys(plugins))
     print(f"blockgraph designer on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
-    try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)  # does not return (tests replace os.execve)
+    return 0
 
 
 def _cmd_schema(args) -> int:

@@ -3,7 +3,7 @@ upload cap, unless the user asks for another address (see SECURITY.md)."""
 
 from __future__ import annotations
 
-import subprocess
+import os
 from pathlib import Path
 
 from compiler.cli import main
@@ -12,11 +12,10 @@ from compiler.cli import main
 def _command(monkeypatch, argv):
     seen = {}
 
-    def fake_call(command, env=None):
+    def fake_execve(path, command, env):
         seen["command"] = command
-        return 0
 
-    monkeypatch.setattr(subprocess, "call", fake_call)
+    monkeypatch.setattr(os, "execve", fake_execve)
     monkeypatch.setattr("compiler.plugins.load_from_environment", lambda: {})
     assert main(argv) == 0
     return seen["command"]
