@@ -172,6 +172,8 @@ def _check_classes(spec, analysis, info, problems) -> None:
         if width == info.num_classes:
             continue
         var = _class_var(spec, node, width) if node is not None else None
+        if var is not None and var in getattr(spec, "dataset_vars", {}):
+            continue  # bound to the dataset: training sets it (compiler.train, dataset_values)
         what = (f"the spec's output has {width} classes, the dataset {info.name!r} has {info.num_classes}")
         if var is not None:
             key = ("var", var)
