@@ -101,7 +101,7 @@ def check(spec: Spec) -> Graph:
             continue  # an unknown input was reported already
         if any(r not in shapes for r in inputs[node_id]):
             continue  # an upstream shape error was reported already
-        shape = _infer(node, inputs[node_id], shapes, out, trials)
+        shape = _infer(node, inputs[node_id], shapes, out, trials, spec)
         if shape is not None:
             shapes[node_id] = shape
             _count_regions(node, inputs[node_id], shapes, regions, boxes, out)
@@ -165,14 +165,36 @@ def trial_run(block, in_shapes: list[Shape]) -> tuple[Shape, int]:
     return tuple(int(d) for d in y.shape[1:]), counter.get_total_flops() // 2
 
 
+def who(node: Node, spec: Spec) -> str:
+    """How a message names `node`: "node 'conv1' (conv)" for the user's own nodes; for a node a
+    composite made, the user's node first and then the part ("node 'stage1.0' (dualpath), its
+    part 'res_in' (slice)"), since the user wrote the first and never saw the second."""
+    if not node.owner:
+        return f"node {node.id!r} ({node.op})"
+    group = spec.groups.get(node.owner)
+    part = node.id[len(node.owner) + 1:] if node.id.startswith(node.owner + ".") else node.id
+    return f"node {node.owner!r} ({group.op if group else 'composite'}), its part {part!r} ({node.op})"
+
+
+def _explained(node: Node, spec: Spec, in_shapes: list[Shape]) -> str | None:
+    """The owning composite's own account of why a part it made cannot take its inputs."""
+    group = spec.groups.get(node.owner) if node.owner else None
+    explain = getattr(group.block, "explain", None) if group is not None else None
+    if explain is None:
+        return None
+    text = explain(node.id[len(node.owner) + 1:], in_shapes)
+    return f"node {node.owner!r} ({group.op}): {text}" if text else None
+
+
 def _infer(node: Node, refs: list[str], shapes: dict[str, Shape], out: Collector,
-           trials: dict[str, int]) -> Shape | None:
+           trials: dict[str, int], spec: Spec) -> Shape | None:
     block = node.block
     in_shapes = [shapes[r] for r in refs]
+    name = who(node, spec)
     n, lo, hi = len(refs), block.min_inputs, block.max_inputs
     if n < lo or (hi is not None and n > hi):
         want = f"exactly {lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
-        out.error(node.loc, f"node {node.id!r} ({block.op}) takes {want} input(s), got {n}: "
+        out.error(node.loc, f"{name} takes {want} input(s), got {n}: "
                   f"{', '.join(refs) or 'none'}", node.path)
         return None
     try:
@@ -185,18 +207,19 @@ def _infer(node: Node, refs: list[str], shapes: dict[str, Shape], out: Collector
             shape, trials[node.id] = trial_run(block, in_shapes)
         except Exception as exc:  # the plugin's module failed on these inputs
             gives = ", ".join(f"{r} gives {fmt(s)}" for r, s in zip(refs, in_shapes))
-            out.error(node.loc, f"node {node.id!r} ({block.op}) has no shape rule and its trial run on "
+            out.error(node.loc, f"{name} has no shape rule and its trial run on "
                       f"the meta device failed ({gives}): {type(exc).__name__}: {exc}", node.path)
             return None
     except ShapeError as exc:
-        out.error(node.loc, f"node {node.id!r} ({block.op}): {exc}", node.path)
+        out.error(node.loc, _explained(node, spec, in_shapes) or f"{name}: {exc}", node.path)
         return None
     except (ValueError, TypeError, ArithmeticError) as exc:
         gives = ", ".join(f"{r} gives {fmt(s)}" for r, s in zip(refs, in_shapes))
-        out.error(node.loc, f"node {node.id!r} ({block.op}) cannot take its input ({gives}): {exc}", node.path)
+        out.error(node.loc, _explained(node, spec, in_shapes) or f"{name} cannot take its input ({gives}): {exc}",
+                  node.path)
         return None
     if any(d <= 0 for d in shape):
-        out.error(node.loc, f"node {node.id!r} ({block.op}): output shape {fmt(shape)} has an empty dimension; "
+        out.error(node.loc, f"{name}: output shape {fmt(shape)} has an empty dimension; "
                   f"input {fmt(in_shapes[0])}", node.path)
         return None
     return tuple(int(d) for d in shape)
@@ -229,7 +252,22 @@ def _report_cycles(dag: nx.DiGraph, by_id: dict[str, Node], out: Collector) -> N
         loc = next((l for r, l in zip(node.inputs, node.input_locs) if r == closing or
                     r.split(".")[0] == closing.split(".")[0]), node.loc)
         out.error(loc, "the graph has a cycle: " + " -> ".join(names)
-                  + "; a node may only read nodes that do not depend on it", node.path + ".in")
+                  + (_implicit_edges(cycle, by_id) or "; a node may only read nodes that do not depend on it"),
+                  node.path + ".in")
+
+
+def _implicit_edges(cycle: list[tuple[str, str]], by_id: dict[str, Node]) -> str:
+    """The edges of a cycle that no `in:` states: a node without `in:` reads the node written
+    before it, which closes a loop the user cannot see in the text (`head` reads `later`, and
+    `later`, written next and with no `in:`, reads `head`)."""
+    notes = []
+    for source, target in cycle:
+        node = by_id.get(target)
+        if node is not None and node.implicit_input and not node.owner:
+            before = by_id[source].owner if source in by_id and by_id[source].owner else source
+            notes.append(f"; the edge {before} -> {target} is implicit: {target!r} has no `in:`, so it reads "
+                         f"the node written before it, {before!r}; give {target!r} an `in:` naming what it reads")
+    return "".join(notes)
 
 
 def _report_unused(dag: nx.DiGraph, spec: Spec, by_id: dict[str, Node], outputs: list[str],

@@ -248,27 +248,37 @@ def _quoted_values(data: Any, value: Any, loc: tuple = ()) -> list[dict]:
     """Where pydantic's lax mode turned text into a number or a boolean (`out: "16"`, `bias:
     "true"`), as pydantic-style errors. Quotes make a YAML value text, so a quoted number is a
     mistake blockgraph reports with its fix rather than guessing; `$expressions` are evaluated
-    before validation and so never get here as text. Walks the input beside the validated value."""
-    if isinstance(data, str):
-        if isinstance(value, bool):
-            kind, fix = "quoted_bool", _unquoted(data, value)
-        elif isinstance(value, (int, float)):
-            kind, fix = ("quoted_int" if isinstance(value, int) else "quoted_float"), _unquoted(data, value)
-        else:
-            return []
-        return [{"type": kind, "loc": loc, "input": data, "ctx": {"fix": fix}, "msg": ""}]
-    if isinstance(data, dict) and isinstance(value, (dict, BaseModel)):
-        found = []
-        for key, item in data.items():
-            if isinstance(value, dict):
-                if key in value:
-                    found += _quoted_values(item, value[key], loc + (key,))
-            elif isinstance(key, str) and key in type(value).model_fields:
-                found += _quoted_values(item, getattr(value, key), loc + (key,))
+    before validation and so never get here as text. Walks the input beside the validated value,
+    looking only at text that may read as a number and at maps and lists that validation changed
+    (this runs for every node: an equal list or map of text and numbers holds no coerced text)."""
+    found: list[dict] = []
+    if type(data) is str:
+        if type(value) in _NUMBERS:
+            kind = "quoted_bool" if type(value) is bool else "quoted_int" if type(value) is int else "quoted_float"
+            found.append({"type": kind, "loc": loc, "input": data, "ctx": {"fix": _unquoted(data, value)}, "msg": ""})
         return found
-    if isinstance(data, list) and isinstance(value, (list, tuple)) and len(data) == len(value):
-        return [e for i, (a, b) in enumerate(zip(data, value)) for e in _quoted_values(a, b, loc + (i,))]
-    return []
+    if data == value:
+        return found
+    if type(data) is dict:
+        model = isinstance(value, BaseModel)
+        if not model and type(value) is not dict:
+            return found
+        keys = type(value).model_fields if model else value
+        for key, item in data.items():
+            kind = type(item)
+            if (kind is dict or kind is list or (kind is str and _LAX_TEXT.match(item))) and key in keys:
+                found += _quoted_values(item, getattr(value, key) if model else value[key], loc + (key,))
+    elif type(data) is list and isinstance(value, (list, tuple)) and len(data) == len(value):
+        for i, (item, got) in enumerate(zip(data, value)):
+            kind = type(item)
+            if kind is dict or kind is list or (kind is str and _LAX_TEXT.match(item)):
+                found += _quoted_values(item, got, loc + (i,))
+    return found
+
+
+_NUMBERS = (bool, int, float)
+_LAX_TEXT = re.compile(r"\s*([-+.\d]|(true|false|yes|no|on|off|[tfyn])\s*$)", re.IGNORECASE)
+"""Text that pydantic's lax mode may read as a number or a boolean (others need no look)."""
 
 
 def _quoted_fields(model: type[BaseModel], data: Any, failed: set) -> list[dict]:
@@ -556,6 +566,8 @@ class _Loader:
         self.scaling = Scaling()
         self.failures = 0
         """Expressions `resolve` could not evaluate so far."""
+        self.marks = 0
+        """Node maps `_mark` has marked with their YAML path so far."""
 
     # -- located errors -----------------------------------------------------------------
     def error(self, path: tuple, message: str, at_key: bool = False, scope: _Scope | None = None) -> None:
@@ -872,6 +884,7 @@ class _Loader:
             return
         user_composite = not raw.get(GENERATED) and isinstance(registry.get(op), type) and issubclass(
             registry.get(op), Composite)
+        marks, shown = self.marks, {}
         if user_composite:
             args = {k: self._mark(v, origins[k]) for k, v in args.items()}
         first_args = None
@@ -907,7 +920,9 @@ class _Loader:
                                        init_rule, group=group, owner=scope.owner, implicit_input=implicit and k == 0))
             else:
                 kind = "composite" if isinstance(made, Composite) else "user"
-                self.groups[copy_id] = Group(copy_id, op, kind, loc, _unmarked(made) if kind == "composite" else made[1])
+                if key not in shown:  # the arguments as written, without marks
+                    shown[key] = _unmarked(made) if self.marks != marks else made
+                self.groups[copy_id] = Group(copy_id, op, kind, loc, shown[key] if kind == "composite" else made[1])
                 out = self._expand_composite(made, op, copy_id, group, prev_refs, path, scope, loc, init_rule)
                 if out is None:
                     return
@@ -923,6 +938,7 @@ class _Loader:
         the document and stay unmarked: they are located at the composite."""
         written = self._written(path)
         if isinstance(value, dict) and isinstance(written, dict) and "op" in value and WRITTEN_AT not in value:
+            self.marks += 1
             return {**value, WRITTEN_AT: path}
         if isinstance(value, list) and isinstance(written, list) and len(value) == len(written):
             return [self._mark(v, path + (i,)) for i, v in enumerate(value)]
@@ -1154,13 +1170,15 @@ class _Loader:
 
 
 def _unmarked(value: Any) -> Any:
-    """`value` without WRITTEN_AT marks: a composite's arguments as diffs and summaries show them."""
+    """`value` without WRITTEN_AT marks: a composite's arguments as diffs and summaries show them.
+    Marks sit where `_mark` puts them: on a node map given as an argument or in (nested) lists."""
     if isinstance(value, Composite):
-        fields = {name: _unmarked(getattr(value, name)) for name in type(value).model_fields}
-        changed = {name: v for name, v in fields.items() if v != getattr(value, name)}
+        fields = {name: getattr(value, name) for name in type(value).model_fields}
+        changed = {name: _unmarked(v) for name, v in fields.items() if isinstance(v, (dict, list))}
+        changed = {name: v for name, v in changed.items() if v != fields[name]}
         return value.model_copy(update=changed) if changed else value
     if isinstance(value, dict):
-        return {k: _unmarked(v) for k, v in value.items() if k != WRITTEN_AT}
+        return {k: v for k, v in value.items() if k != WRITTEN_AT} if WRITTEN_AT in value else value
     if isinstance(value, list):
         return [_unmarked(v) for v in value]
     return value

@@ -6,7 +6,8 @@ line says where the error must point and what it must say:
     # expect: LINE:COL: fragment ... another fragment
 
 Fragments separated by `` ... `` must all appear, in that order, in one reported problem
-located at LINE:COL. Cases that need binary content or big files (non-UTF-8 bytes, a 20 MB
+located at LINE:COL. Comment lines right after it of the form ``# not: text`` name text that
+no problem at LINE:COL may contain (a suggestion that must not be made). Cases that need binary content or big files (non-UTF-8 bytes, a 20 MB
 file, an alias bomb, 5,000 nested brackets, a NUL byte) are generated into a temporary
 directory by `GENERATED` below instead of being committed.
 
@@ -43,9 +44,12 @@ class Case:
     line: int
     col: int
     fragments: tuple[str, ...]
+    absent: tuple[str, ...] = ()
 
     def matches(self, text: str) -> bool:
-        """All fragments appear in `text`, in order."""
+        """All fragments appear in `text`, in order, and none of the absent texts."""
+        if any(a in text for a in self.absent):
+            return False
         pos = 0
         for fragment in self.fragments:
             pos = text.find(fragment, pos)
@@ -56,7 +60,8 @@ class Case:
 
     @property
     def expected(self) -> str:
-        return f"{self.line}:{self.col}: " + " ... ".join(self.fragments)
+        return f"{self.line}:{self.col}: " + " ... ".join(self.fragments) + "".join(
+            f" (without {a!r})" for a in self.absent)
 
 
 def _parse_expect(first_line: str, where: str) -> tuple[int, int, tuple[str, ...]]:
@@ -65,10 +70,19 @@ def _parse_expect(first_line: str, where: str) -> tuple[int, int, tuple[str, ...
     return int(m.group(1)), int(m.group(2)), tuple(f.strip() for f in m.group(3).split(" ... "))
 
 
+NOT = re.compile(r"^#\s*not:\s*(.+?)\s*$")
+
+
 def _corpus_case(path: Path) -> Case:
-    first = path.read_text(encoding="utf-8").split("\n", 1)[0]
+    first, *rest = path.read_text(encoding="utf-8").split("\n")
     line, col, fragments = _parse_expect(first, path.name)
-    return Case(path.stem, path, line, col, fragments)
+    absent = []
+    for text in rest:
+        m = NOT.match(text)
+        if not m:
+            break
+        absent.append(m.group(1))
+    return Case(path.stem, path, line, col, fragments, tuple(absent))
 
 
 # -- generated cases ------------------------------------------------------------------------

@@ -136,3 +136,35 @@ nodes:
 """
     model = compiler.build(text)
     assert model(torch.zeros(1, 3, 8, 8)).shape == (1, 4)
+
+
+def test_a_cycle_through_the_sequential_default_names_the_implicit_edge():
+    (msg,) = check_errors(make("  - {id: head, op: conv, out: 3, in: later}\n  - {id: later, op: conv, out: 3}\n"
+                               "  - {op: gap}\n"))
+    assert msg == ("<string>:5:38: nodes[0].in: the graph has a cycle: head -> later -> head; the edge head -> later "
+                   "is implicit: 'later' has no `in:`, so it reads the node written before it, 'head'; give 'later' "
+                   "an `in:` naming what it reads")
+    # every edge written out: nothing implicit to name
+    (msg,) = check_errors(make("  - {id: a, op: conv, out: 3, in: b}\n  - {id: b, op: conv, out: 3, in: a}\n"))
+    assert "implicit" not in msg and msg.endswith("a node may only read nodes that do not depend on it")
+
+
+def test_errors_of_a_generated_part_name_the_users_node_first():
+    text = "blockgraph: 1\nname: g\ninputs: {x: [16]}\nnodes:\n  - {id: block, op: residual, out: 8}\n"
+    (msg,) = check_errors(text)
+    assert msg == ("<string>:5:5: nodes[0]: node 'block' (residual), its part 'conv1' (conv): conv expects a feature "
+                   "map [channels, height, width]. Received: input shape [16]")
+    spec = compiler.load(text.replace("[16]", "[3, 8, 8]"))
+    assert {n.id: n.owner for n in spec.nodes}["block.conv1"] == "block"
+    assert all(n.owner == "block" for n in spec.nodes)
+
+
+def test_a_dualpath_stage_without_proj_says_so():
+    text = ("blockgraph: 1\nname: g\ninputs: {x: [16, 8, 8]}\nnodes:\n"
+            "  - {id: s, op: dualpath, r: 8, out: 16, inc: 4, repeat: 2}\n")
+    (msg,) = check_errors(text)  # res_in and dense_in both fail: one message for the user's node
+    assert msg.startswith("<string>:5:5: nodes[0]: node 's.0' (dualpath): a dualpath block of type normal reads its "
+                          "input as two paths, [residual (16 channels) | dense], so it needs more than out=16 input "
+                          "channels, got 16; the first block of a stage needs `type: proj`")
+    assert msg.endswith("out + 2*inc = 24 channels: with `repeat`, write `first: {type: proj}`")
+    compiler.analyze(compiler.load(text.replace("repeat: 2}", "repeat: 2, first: {type: proj}}")))

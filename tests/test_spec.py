@@ -149,3 +149,95 @@ def test_load_text_as_a_file_reports_against_it_and_extends_next_to_it(tmp_path)
     assert str(info.value).startswith(f"{tmp_path / 'child.yaml'}:4:1:")
     with pytest.raises(compiler.SpecError, match="no such spec file 'base.yaml'"):
         compiler.load(text)  # plain text resolves extends in the working directory
+
+
+# -- quoted numbers are text ------------------------------------------------------------------
+
+def test_quoted_numbers_and_booleans_are_errors_with_the_fix():
+    """Pydantic's lax mode would read these as 16, 5, 2, 0.001 and True; a quoted YAML value is
+    text, so each is an error at its own column, all in one run (a wrong key beside them too)."""
+    text = make('  - {op: conv, out: "16", k: [\'5\', 3], stride: "2", bias: "true", norm: {kind: batch, eps: "1e-3"},'
+                ' kernal: 3}\n')
+    msgs = errors_of(text)
+    line = text.splitlines()[4]
+    col = {key: line.index(key + ":") + len(key) + 3 for key in ("out", "stride", "bias", "eps")}
+    assert set(msgs) == {
+        f'<string>:5:{col["out"]}: nodes[0].out: expected an integer, got the text "16": write 16 without quotes',
+        f'<string>:5:{line.index("[") + 2}: nodes[0].k[0]: expected an integer, got the text "5": write 5 without quotes',
+        f'<string>:5:{col["stride"]}: nodes[0].stride: expected an integer, got the text "2": write 2 without quotes',
+        f'<string>:5:{col["bias"]}: nodes[0].bias: expected true or false, got the text "true": write true without quotes',
+        f'<string>:5:{col["eps"]}: nodes[0].norm.eps: expected a number, got the text "1e-3": write 1e-3 without quotes',
+        f"<string>:5:{line.index('kernal') + 1}: nodes[0].kernal: unknown key 'kernal' for op 'conv'; did you mean 'k'? "
+        "(allowed: out, k, stride, pad, dilation, groups, bias, norm, act, order)",
+    }
+
+
+def test_quoted_values_in_node_keys_inputs_scaling_init_and_block_parameters():
+    text = ("blockgraph: 1\nname: t\ninputs: {x: [3, '32', 32]}\n"
+            "blocks:\n  unit:\n    params: {out: int}\n    nodes:\n      - {op: conv, out: $out}\n"
+            "nodes:\n  - {op: conv, out: 4, repeat: '2', init: {weight: {kind: normal, std: '0.1'}}}\n"
+            "  - {op: unit, out: '8', when: 'true'}\n")
+    msgs = errors_of(text)
+    assert msgs == [
+        "<string>:3:17: inputs.x[1]: expected a positive integer size, got '32': write 32 without quotes",
+        "<string>:10:32: nodes[0].repeat: expected a whole number of copies from 0 to 10,000, got '2': "
+        "write 2 without quotes",
+        "<string>:10:72: nodes[0].init.weight.std: expected a number, got the text \"0.1\": write 0.1 without quotes",
+        "<string>:11:32: nodes[1].when: `when` needs true or false, got 'true': write true without quotes",
+    ]
+    msgs = errors_of(text.replace("'2'", "2").replace("'0.1'", "0.1").replace(", when: 'true'", ""))
+    assert msgs[1:] == ["<string>:11:21: nodes[1].out: parameter 'out' of block 'unit' expects int, got '8': "
+                    "write 8 without quotes"]
+    (msg,) = errors_of(make("  - {op: conv, out: 4}\n", "scaling: {width: '2'}\n"))
+    assert msg == '<string>:4:18: scaling.width: expected a number, got the text "2": write 2 without quotes'
+
+
+def test_quoted_var_values_and_what_stays_text():
+    (msg,) = errors_of(make("  - {op: conv, out: $w}\n", "vars: {w: '16'}\n"))
+    assert msg == "<string>:6:21: nodes[0].out: '$w' is '16': expected an integer; write that value without quotes (16, not \"16\")"
+    # expressions, text-valued options and text vars passed to text fields are untouched
+    spec = compiler.load(make('  - {op: conv, out: "max($w, 2) * 2", act: "relu", norm: $n}\n',
+                              "vars: {w: 8, n: 'batch'}\n"))
+    block = spec.nodes[0].block
+    assert (block.out, block.act.kind, block.norm.kind) == (16, "relu", "batch")
+    # `yes` is text in YAML 1.2: refused, with the two words that are booleans
+    (msg,) = errors_of(make("  - {op: conv, out: 4, bias: yes}\n"))
+    assert msg.endswith("nodes[0].bias: expected true or false, got 'yes' (YAML 1.2 reads yes/no/on/off as text): "
+                        "write true or false")
+
+
+# -- nodes the user wrote inside a composite --------------------------------------------------
+
+BODY = """blockgraph: 1
+name: t
+inputs: {x: [8, 16, 16]}
+nodes:
+  - op: residual
+    body:
+      - {op: conv, out: 8}
+      - {op: conv, out: 8, k: 40, pad: 0}
+  - {op: gap}
+"""
+
+
+def test_a_residual_body_is_reported_at_its_own_lines():
+    (msg,) = errors_of(BODY)
+    assert msg.startswith("<string>:8:9: nodes[0].body[1]: node 'residual1.body_out' (conv): conv kernel 40x40"), msg
+    (msg,) = errors_of(BODY.replace("k: 40, pad: 0", "k: 3, strde: 2"))
+    assert msg.startswith("<string>:8:34: nodes[0].body[1].strde: unknown key 'strde' for op 'conv'; "
+                          "did you mean 'stride'?"), msg
+
+
+def test_marks_do_not_leak_into_blocks_or_groups():
+    """The location marks travel with the body's node maps only while the spec expands: a
+    composite's arguments (what diffs compare) and the built blocks hold none, so two specs
+    that differ only in layout have no differences."""
+    from compiler.diff import diff
+
+    good = BODY.replace("k: 40, pad: 0", "k: 3")
+    moved = good.replace("nodes:\n", "nodes:\n\n\n")
+    a, b = compiler.load(good), compiler.load(moved)
+    residual = a.groups["residual1"].block
+    assert residual.body == [{"op": "conv", "out": 8}, {"op": "conv", "out": 8, "k": 3}]
+    assert b.nodes[0].loc.line == a.nodes[0].loc.line + 2
+    assert diff(compiler.analyze(a), compiler.analyze(b)).changes == []

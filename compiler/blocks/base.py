@@ -167,6 +167,13 @@ class Composite(BaseModel):
         leave them alone; nodes the user passed in (a body, branches) stay unmarked."""
         raise NotImplementedError
 
+    def explain(self, part: str, in_shapes: list[Shape]) -> str | None:
+        """What the user should change when `part` (the local id of a node this composite made,
+        e.g. `res_in`) cannot take inputs of `in_shapes`, or None to report the part's own
+        error. The user never wrote the part, so its shape error alone ("slice end 32 is
+        outside an axis of 16") does not say which of the composite's arguments to fix."""
+        return None
+
     @classmethod
     def op_name(cls) -> str:
         return cls.model_fields["op"].default

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from pydantic import PositiveInt
 
-from .base import Flag, Composite, generated
+from .base import Flag, Composite, Shape, generated
 from .common import Act, Norm
 from .registry import register
 
@@ -114,3 +114,15 @@ class DualPath(Composite):
             {"id": "concat", "op": "concat", "in": ["add", "dense_in", "dense_out"]},
         ]
         return [generated(n) for n in nodes]
+
+    def explain(self, part: str, in_shapes: list[Shape]) -> str | None:
+        """A `normal` block whose input is not two paths yet: the first block of a stage."""
+        if self.type != "normal" or part not in ("res_in", "dense_in") or len(in_shapes[0]) != 3:
+            return None
+        channels = in_shapes[0][0]
+        if channels > self.out:
+            return None
+        return (f"a dualpath block of type normal reads its input as two paths, [residual ({self.out} channels) | "
+                f"dense], so it needs more than out={self.out} input channels, got {channels}; the first block "
+                f"of a stage needs `type: proj` (or `down`, with stride 2) to project its input to "
+                f"out + 2*inc = {self.out + 2 * self.inc} channels: with `repeat`, write `first: {{type: proj}}`")

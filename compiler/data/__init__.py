@@ -10,13 +10,14 @@ class count does not fit a dataset. See docs/datasets.md.
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..suggest import closest, did_you_mean
 
 __all__ = ["DatasetError", "DatasetInfo", "build_dataset", "check_compatible", "data_root", "dataset_names",
            "detection_collate"]
@@ -84,8 +85,8 @@ def build_dataset(name: str, split: str, *, size: int | tuple[int, int] | None =
     key = str(name).lower()
     key = ALIASES.get(key, key)
     if key not in NAMES:
-        close = difflib.get_close_matches(key, NAMES + tuple(ALIASES), n=1)
-        hint = f"; did you mean {ALIASES.get(close[0], close[0])!r}?" if close else ""
+        close = closest(key, NAMES + tuple(ALIASES))
+        hint = f"; did you mean {ALIASES.get(close, close)!r}?" if close else ""
         raise DatasetError(f"unknown dataset {name!r}{hint} (known: {', '.join(NAMES)})")
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r} of dataset {key!r}: use 'train' or 'val'")
@@ -151,8 +152,7 @@ def _size(size) -> tuple[int, int] | None:
 def _only(name: str, options: dict, allowed: tuple[str, ...], also: tuple[str, ...] = ()) -> None:
     for key in options:
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed + also, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, allowed + also)
             takes = ", ".join(("size", "channels") + also + allowed)
             raise DatasetError(f"dataset {name!r} has no option {key!r}{hint} (it takes {takes})")
 

@@ -263,13 +263,10 @@ SYNONYMS = {
 
 
 def suggest(key: str) -> str:
-    import difflib
+    """'; did you mean ...?' for a close train key (compiler/suggest.py's rule), else ''."""
+    from ..suggest import did_you_mean
 
-    for target, names in SYNONYMS.items():
-        if str(key).lower() in names:
-            return f"; did you mean {target!r}?"
-    close = difflib.get_close_matches(str(key), FIELDS, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return did_you_mean(key, FIELDS, SYNONYMS)
 
 
 def _message(err: dict) -> str:
