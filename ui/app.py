@@ -602,7 +602,7 @@ def train_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
             settings = dict(dataset=dataset, epochs=int(epochs), batch_size=int(batch), lr=float(lr),
                             optimizer=optimizer, device=device, train_size=int(train_size), val_size=int(val_size))
             name = (tp.yaml.safe_load(text) or {}).get("name", Path(s.file).stem)
-            tp.start(job, runs, text, overrides or {}, settings, str(name), tp.runs_root(str(id(s))))
+            tp.start(job, runs, text, overrides or {}, settings, str(name), tp.runs_root(str(id(s))), s.file)
     current = runs[-1] if runs else None
     if current is None:
         st.caption("No run yet in this session.")
@@ -625,17 +625,10 @@ def train_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
                              + (f", loss {p['loss']:.4f}" if "loss" in p else ""))
         if current.message:
             st.error(current.message)
-        if current.rows:
-            st.dataframe(current.rows, hide_index=True, width="stretch", key=None)
-            st.line_chart({"train_loss": [r["train_loss"] for r in current.rows],
-                           "val_loss": [r["val_loss"] for r in current.rows]})
-            st.line_chart({"train_top1": [r.get("train_top1") for r in current.rows],
-                           "val_top1": [r.get("val_top1") for r in current.rows]})
-            from ui.sweep import metric_of
-
-            measure = metric_of(current.rows)
-            if measure != "val_top1":  # segmentation (mIoU), detection (mAP@0.5)
-                st.line_chart({measure: [r.get(measure) for r in current.rows]})
+        if current.rows:  # the task's own columns and curves, named as it names them (pixel acc, mIoU...)
+            st.dataframe(current.table(), hide_index=True, width="stretch", key=None)
+            for metric, keys in tp.curves(current.rows, current.task).items():
+                st.line_chart({f"{split} {metric}": [r.get(key) for r in current.rows] for split, key in keys.items()})
         if job.running:
             st.button("Stop", key="train_stop", on_click=job.cancel)
         elif current.state == "stopped":
@@ -654,28 +647,25 @@ def train_history(runs: list) -> None:
     from ui import train_panel as tp
 
     st.markdown("##### Run history")
-    st.dataframe([{"run": r.label, "spec": r.spec_name, "state": r.state, "epochs": len(r.rows),
-                   "best val top1": (r.best() or {}).get("val_top1"), "run dir": str(r.run_dir), **r.settings}
-                  for r in runs], hide_index=True, width="stretch", key="train_runs_table")
+    st.dataframe([tp.summary(r) for r in runs], hide_index=True, width="stretch", key="train_runs_table")
     labels = [r.label for r in runs]
     chosen = st.multiselect("Runs to compare", labels, default=labels[-3:], key="train_compare")
     log = st.toggle("Log-scale loss", key="train_log")
     rows = tp.history_rows(runs, chosen)
     if not rows:
         return
-    cols = st.columns(2)
-    for col, metric in zip(cols, ("loss", "top1")):
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))  # loss, then each run's measures by name
+    best = tp.best_points(runs, chosen)
+    for col, metric in zip(st.columns(len(metrics)), metrics):
         data = [r for r in rows if r["metric"] == metric]
         scale = alt.Scale(type="log") if log and metric == "loss" else alt.Scale(zero=False)
         lines = alt.Chart(alt.Data(values=data)).mark_line(point=True).encode(
             x="epoch:Q", y=alt.Y("value:Q", title=metric, scale=scale), color="run:N",
             strokeDash=alt.StrokeDash("split:N", sort=["val", "train"]))
-        chart = lines
-        if metric == "top1":
-            best = tp.best_points(runs, chosen)
-            if best:
-                chart = lines + alt.Chart(alt.Data(values=best)).mark_point(shape="diamond", size=160, filled=True).encode(
-                    x="epoch:Q", y="value:Q", color="run:N", tooltip=["run:N", "epoch:Q", "value:Q"])
+        chart, marks = lines, [b for b in best if b["metric"] == metric]
+        if marks:
+            chart = lines + alt.Chart(alt.Data(values=marks)).mark_point(shape="diamond", size=160, filled=True).encode(
+                x="epoch:Q", y="value:Q", color="run:N", tooltip=["run:N", "epoch:Q", "value:Q"])
         col.altair_chart(chart, width="stretch")
 
 

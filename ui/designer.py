@@ -3,8 +3,9 @@
 - `refresh(text, vars, file, ...)` is the update that runs after every edit: load + analyze
   + DOT source + summary rows, cached by the YAML text, the var overrides and the view
   settings (benchmarks/ui_latency.py times it).
-- `quote_problem` formats an error as ``line 14, col 22: nodes[3].out: ...`` with the
-  offending line quoted and a caret under the column.
+- `quote_problem` (from ui/problems.py, which words every problem of the page) formats an
+  error as ``line 14, col 22: nodes[3].out: ...`` with the offending line quoted and a caret
+  under the column.
 - `node_entries` / `insert_node` / `flow_line` put a new node into the text as one
   ``- {op: ..., ...}`` line after a chosen node, leaving the rest of the text unchanged.
 - `palette_fields` / `collect_args` turn a block's pydantic model (or a user block's
@@ -38,6 +39,8 @@ import compiler
 from compiler import Problem, SpecError
 from compiler.analysis import Analysis, Unit, collapse
 from compiler.errors import Loc
+from ui.problems import (UNTITLED, in_text, problem_title, quote_lines, quote_problem,  # noqa: F401
+                         short_path, source_name)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
@@ -100,21 +103,11 @@ def spec_from_argv(argv: list[str]) -> Path:
     return DEFAULT_SPEC
 
 
-_LOAD_TAKES_FILE = "file" in inspect.signature(compiler.load).parameters
-
-
-def load_text(text: str, vars: dict[str, Any] | None = None, file: str = "<string>") -> compiler.Spec:
-    """`compiler.load` of YAML text as if it were the file `file`: problems are reported
-    against that name and `extends:` resolves next to it (plain `compiler.load(text)` resolves
-    it against the working directory, so `extends: resnet50.yaml` would not be found)."""
-    if file == "<string>":
-        return compiler.load(text, vars=vars)
-    if _LOAD_TAKES_FILE:  # pragma: no cover - when compiler.load grows a file= argument
-        return compiler.load(text, vars=vars, file=file)
-    from compiler.source import parse
-    from compiler.spec import _extend, _Loader
-
-    return _Loader(_extend(parse(text, file=file)), vars).load()
+def load_text(text: str, vars: dict[str, Any] | None = None, file: str = UNTITLED) -> compiler.Spec:
+    """`compiler.load` of YAML text as if it were the file `file` (`untitled.yaml` for a buffer
+    without one): problems are reported against that name and `extends:` resolves next to it
+    (plain `compiler.load(text)` would say `<string>` and resolve it in the working directory)."""
+    return compiler.load(text, vars=vars, file=source_name(file))
 
 
 def freeze_vars(vars: dict[str, Any] | None) -> tuple:
@@ -168,7 +161,7 @@ def _analyse(text: str, vars_key: tuple, file: str, batch: int, dtype: str) -> R
     return result
 
 
-def analyse(text: str, vars: dict[str, Any] | None = None, file: str = "<string>", batch: int = 1,
+def analyse(text: str, vars: dict[str, Any] | None = None, file: str = UNTITLED, batch: int = 1,
             dtype: str = "float32") -> Result:
     """Load and analyse `text` (cached by text, vars, file, batch and dtype)."""
     return _analyse(text, freeze_vars(vars), file, int(batch), dtype)
@@ -220,9 +213,11 @@ def shape_text(shape) -> str:
 
 
 def summary_rows(units: list[Unit]) -> list[dict[str, Any]]:
-    """Rows of the summary table: one per unit of `collapse(analysis, depth)`."""
-    return [{"id": u.id, "op": u.op, "nodes": len(u.members), "shape": shape_text(u.shape), "params": u.params,
-             "MACs": u.macs, "RF": u.rf, "jump": u.jump, "memory": human_bytes(u.activation_bytes)}
+    """Rows of the summary table: one per unit of `collapse(analysis, depth)` (a repeat's op
+    says how many copies: `residual ×5`, its nodes column how many nodes)."""
+    return [{"id": u.id, "op": f"{u.op} ×{u.repeats}" if u.kind == "repeat" else u.op, "nodes": len(u.members),
+             "shape": shape_text(u.shape), "params": u.params, "MACs": u.macs, "RF": u.rf, "jump": u.jump,
+             "memory": human_bytes(u.activation_bytes)}
             for u in units]
 
 
@@ -255,7 +250,7 @@ def _refresh(text: str, vars_key: tuple, file: str, depth: int, batch: int, dtyp
     return View(result, dot, rows, depth, time.perf_counter() - start)
 
 
-def refresh(text: str, vars: dict[str, Any] | None = None, file: str = "<string>", depth: int = 0,
+def refresh(text: str, vars: dict[str, Any] | None = None, file: str = UNTITLED, depth: int = 0,
             batch: int = 1, dtype: str = "float32", rankdir: str = "TB") -> View:
     """The designer's update after an edit: validation (load + analyze), the graph's DOT
     source at `depth` and the summary rows; cached by all of its arguments."""
@@ -269,12 +264,12 @@ def _code(text: str, vars_key: tuple, file: str) -> str:
     return module.code
 
 
-def generated_code(text: str, vars: dict[str, Any] | None = None, file: str = "<string>") -> str:
+def generated_code(text: str, vars: dict[str, Any] | None = None, file: str = UNTITLED) -> str:
     """The generated `forward()` of the compiled module (built on the meta device: no weights)."""
     return _code(text, freeze_vars(vars), file)
 
 
-def code_file(text: str, vars: dict[str, Any] | None = None, file: str = "<string>", name: str = "model") -> str:
+def code_file(text: str, vars: dict[str, Any] | None = None, file: str = UNTITLED, name: str = "model") -> str:
     """The generated forward() as a downloadable .py text, with a header saying what it is."""
     return (f"# forward() that blockgraph generates for {name!r} (torch.fx GraphModule.code).\n"
             "# The module itself: compiler.build('<spec>.yaml') (its submodules hold the weights).\n"
@@ -292,7 +287,7 @@ def onnx_missing() -> list[str]:
     return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
 
 
-def onnx_bytes(text: str, vars: dict[str, Any] | None = None, file: str = "<string>",
+def onnx_bytes(text: str, vars: dict[str, Any] | None = None, file: str = UNTITLED,
                weights: str | Path | None = None) -> bytes:
     """The spec (with var overrides) as an ONNX file's bytes: `compiler.export(spec, "onnx",
     ...)` into a temporary folder, which checks the file in onnxruntime at batch 1 and 3 before
@@ -364,53 +359,7 @@ def diff_default(file: str, text: str) -> str:
 # ------------------------------------------------------------------------------ problems
 
 
-def in_text(problem: Problem, file: str) -> bool:
-    """Whether a problem points into the edited text (not a parent file or the var overrides)."""
-    return problem.loc.file in (file, "<string>")
-
-
-def short_path(file: str) -> str:
-    """A path relative to the repository when it is inside it."""
-    try:
-        return str(Path(file).resolve().relative_to(ROOT))
-    except (ValueError, OSError):
-        return file
-
-
-def problem_title(problem: Problem, file: str) -> str:
-    """'line 14, col 22: nodes[3].out: expected ...' (with the file when it is another one)."""
-    loc = problem.loc
-    where = f"line {loc.line}, col {loc.col}"
-    if not in_text(problem, file):
-        where = "var overrides" if loc.file == "<vars>" else f"{short_path(loc.file)}: {where}"
-    path = f"{problem.path}: " if problem.path else ""
-    prefix = "warning: " if problem.severity == "warning" else ""
-    return f"{where}: {prefix}{path}{problem.message}"
-
-
-def quote_lines(text: str, line: int, col: int, context: int = 1) -> str:
-    """The lines around `line` with numbers and a caret under `col`."""
-    lines = text.splitlines()
-    if not lines or line < 1 or line > len(lines):
-        return ""
-    first, last = max(1, line - context), min(len(lines), line + context)
-    width = len(str(last))
-    out = []
-    for n in range(first, last + 1):
-        mark = ">" if n == line else " "
-        out.append(f"{mark}{n:>{width}} | {lines[n - 1]}")
-        if n == line:
-            out.append(f" {'':>{width}} | {' ' * max(0, col - 1)}^")
-    return "\n".join(out)
-
-
-def quote_problem(text: str, problem: Problem, file: str) -> str:
-    """The problem's title line, then the offending line of `text` quoted with a marker."""
-    title = problem_title(problem, file)
-    if not in_text(problem, file):
-        return title
-    quoted = quote_lines(text, problem.loc.line, problem.loc.col)
-    return f"{title}\n{quoted}" if quoted else title
+# in_text, short_path, problem_title, quote_lines, quote_problem: ui/problems.py (imported above)
 
 
 # ------------------------------------------------------------------------------ inserting nodes

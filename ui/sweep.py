@@ -57,7 +57,7 @@ class Sweep:
     text: str
     overrides: dict[str, Any] = field(default_factory=dict)
     """The sidebar's var overrides, kept for every value (the swept var's own is replaced)."""
-    file: str = "<string>"
+    file: str = "untitled.yaml"
     points: list[Point] = field(default_factory=list)
     metric: str = "val_top1"
     label: str = "sweep"
@@ -144,13 +144,13 @@ def measure(text: str, vars: dict[str, Any], file: str) -> tuple[int, int, Any]:
 def describe(exc: BaseException, file: str) -> str:
     """A failure as the row shows it: located problems as the designer words them."""
     from compiler import SpecError
-    from ui.designer import problem_title
+    from ui.problems import in_page_words, problem_title
 
     if isinstance(exc, SpecError):
-        return "; ".join(f"settings: {p.path + ': ' if p.path else ''}{p.message}"
+        return "; ".join(f"settings: {p.path + ': ' if p.path else ''}{in_page_words(p.message)}"
                          if p.loc.file.startswith("<") and p.loc.file not in ("<string>", "<vars>")
                          else problem_title(p, file) for p in exc.errors)
-    return f"{type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {in_page_words(str(exc))}"
 
 
 def run_sweep(sweep: Sweep, root: Path, *, job) -> Sweep:

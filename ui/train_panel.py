@@ -16,6 +16,9 @@ from typing import Any
 
 import yaml
 
+from ui.designer import load_text
+from ui.problems import UNTITLED, error_text
+
 FORM_FIELDS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "device", "train_size", "val_size")
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -72,14 +75,37 @@ class Run:
     progress: dict = field(default_factory=dict)
     text: str = ""
     overrides: dict = field(default_factory=dict)
+    file: str = UNTITLED
+    """The open file the text came from: its problems and `extends:` are read against it."""
 
     @property
     def weights(self) -> Path:
         return self.run_dir / "model.safetensors"
 
+    @property
+    def task(self) -> str:
+        """What the run learns, as the trainer reported it (classification until it starts)."""
+        return self.progress.get("task", "classification")
+
+    @property
+    def measure(self) -> str:
+        """The row key its best epoch is chosen by (as TrainResult.metric): val_top1, val_miou,
+        val_map50 or val_mask_map50."""
+        from ui.sweep import metric_of
+
+        return metric_of(self.rows)
+
     def best(self) -> dict | None:
-        rows = [r for r in self.rows if r.get("val_top1") is not None]
-        return max(rows, key=lambda r: r["val_top1"]) if rows else None
+        key = self.measure
+        rows = [r for r in self.rows if r.get(key) is not None]
+        return max(rows, key=lambda r: r[key]) if rows else None
+
+    def table(self) -> list[dict]:
+        """The epoch rows with the run's task's columns only, under their names (a
+        segmentation run's top-1 is its pixel accuracy; no empty mAP columns when classifying)."""
+        from compiler.train.metrics import labelled
+
+        return labelled(self.rows, self.task)
 
 
 def runs_root(session_id: str | None = None) -> Path:
@@ -90,20 +116,19 @@ def runs_root(session_id: str | None = None) -> Path:
 
 
 def check_trainable(text: str, overrides: dict, file: str) -> str | None:
-    """None when the spec loads and builds; else a readable message (no traceback)."""
+    """None when the spec loads and builds; else a readable message naming the open file (no
+    traceback, no command-line flags: ui/problems.py)."""
     import compiler
 
     try:
-        spec = compiler.load(text, vars=overrides or None)
-        compiler.analyze(spec)
-    except compiler.SpecError as exc:
-        return str(exc)
+        compiler.analyze(load_text(text, overrides or None, file))
     except Exception as exc:  # noqa: BLE001 - shown to the user as a message
-        return f"{type(exc).__name__}: {exc}"
+        return error_text(exc, file)
     return None
 
 
-def _worker(text: str | None, overrides: dict, settings: dict, run_dir: Path, resume: bool, *, job) -> Any:
+def _worker(text: str | None, overrides: dict, settings: dict, run_dir: Path, resume: bool, file: str = UNTITLED,
+            *, job) -> Any:
     import compiler
 
     hooks = dict(on_start=lambda info: job.report(kind="start", **_plain(info)),
@@ -113,7 +138,8 @@ def _worker(text: str | None, overrides: dict, settings: dict, run_dir: Path, re
     if resume:
         result = compiler.train(resume=str(run_dir), quiet=True, **hooks)
     else:
-        result = compiler.train(text, vars=overrides or None, quiet=True, run_dir=str(run_dir), **settings, **hooks)
+        spec = load_text(text, overrides or None, file)  # loaded as the open file: its name in every problem
+        result = compiler.train(spec, quiet=True, run_dir=str(run_dir), **settings, **hooks)
     job.weights_path = Path(result.run_dir) / "model.safetensors"
     return result
 
@@ -122,13 +148,14 @@ def _plain(info: dict) -> dict:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in info.items() if k != "history"}
 
 
-def start(job, runs: list[Run], text: str, overrides: dict, settings: dict, spec_name: str, root: Path) -> Run:
-    """Start a new run in `job` and add it to `runs`."""
+def start(job, runs: list[Run], text: str, overrides: dict, settings: dict, spec_name: str, root: Path,
+          file: str = UNTITLED) -> Run:
+    """Start a new run of `text` (the open file `file`) in `job` and add it to `runs`."""
     label = f"run {len(runs) + 1}"
     run_dir = root / f"run{len(runs) + 1}"
-    run = Run(label, spec_name, dict(settings), run_dir, text=text, overrides=dict(overrides))
+    run = Run(label, spec_name, dict(settings), run_dir, text=text, overrides=dict(overrides), file=file)
     runs.append(run)
-    job.start(_worker, text, dict(overrides), dict(settings), run_dir, False, label=label)
+    job.start(_worker, text, dict(overrides), dict(settings), run_dir, False, file, label=label)
     job.run_dir = run_dir
     return run
 
@@ -161,35 +188,64 @@ def sync(job, run: Run | None) -> None:
         state = "stopped"
     run.state = state
     if job.error is not None and not isinstance(job.error, TrainingInterrupted):
-        run.message = str(job.error)
+        run.message = error_text(job.error, run.file)
     if run.weights.is_file():
         job.weights_path = run.weights
 
 
+def curves(rows: list[dict], task: str) -> dict[str, dict[str, str]]:
+    """Metric -> {split: row key} of a `task` run's curves: the loss, then each validation
+    measure the rows hold, named as the task names it ("top-1", "pixel acc", "mIoU",
+    "mAP@0.5"), with its train counterpart where there is one."""
+    from compiler.train.metrics import task_columns
+
+    columns = task_columns(task)
+    out = {"loss": {"train": "train_loss", "val": "val_loss"}}
+    for key, label in columns.items():
+        if key.startswith("val_") and key not in ("val_loss", "val_top5") and any(r.get(key) is not None for r in rows):
+            train = "train_" + key[4:]
+            out[label.removeprefix("val ")] = {**({"train": train} if train in columns else {}), "val": key}
+    return out
+
+
 def history_rows(runs: list[Run], labels: list[str]) -> list[dict]:
-    """Long-form rows (run, epoch, metric, split, value) of the chosen runs, for an overlaid chart."""
+    """Long-form rows (run, epoch, metric, split, value) of the chosen runs, for an overlaid
+    chart; metrics named per run's task (see `curves`)."""
     out = []
     for run in runs:
         if run.label not in labels:
             continue
-        for row in run.rows:
-            for metric in ("loss", "top1"):
-                for split in ("train", "val"):
-                    value = row.get(f"{split}_{metric}")
-                    if value is not None:
-                        out.append({"run": run.label, "epoch": row["epoch"], "metric": metric, "split": split,
-                                    "value": value})
+        for metric, keys in curves(run.rows, run.task).items():
+            for split, key in keys.items():
+                out.extend({"run": run.label, "epoch": row["epoch"], "metric": metric, "split": split,
+                            "value": row[key]} for row in run.rows if row.get(key) is not None)
     return out
 
 
+def measure_name(run: Run) -> str:
+    """The name of what the run's best epoch is chosen by: "top-1", "mIoU", "mAP@0.5"..."""
+    from compiler.train.metrics import task_columns
+
+    return task_columns(run.task).get(run.measure, run.measure).removeprefix("val ")
+
+
 def best_points(runs: list[Run], labels: list[str]) -> list[dict]:
-    """Each chosen run's best epoch (highest val_top1)."""
+    """Each chosen run's best epoch, by its task's measure (as TrainResult.best)."""
     out = []
     for run in runs:
         best = run.best() if run.label in labels else None
         if best is not None:
-            out.append({"run": run.label, "epoch": best["epoch"], "value": best["val_top1"], "metric": "top1"})
+            out.append({"run": run.label, "epoch": best["epoch"], "value": best[run.measure],
+                        "metric": measure_name(run)})
     return out
+
+
+def summary(run: Run) -> dict[str, Any]:
+    """A run's row in the history table: its best epoch by its own measure, named."""
+    best = run.best() or {}
+    return {"run": run.label, "spec": run.spec_name, "state": run.state, "epochs": len(run.rows),
+            "measure": f"val {measure_name(run)}", "best": best.get(run.measure), "best epoch": best.get("epoch"),
+            "run dir": str(run.run_dir), **run.settings}
 
 
 def evaluate(run: Run, limit: int = 256) -> dict:
@@ -201,7 +257,7 @@ def evaluate(run: Run, limit: int = 256) -> dict:
     import compiler
     from compiler.data import build_dataset
 
-    spec = compiler.load(run.text, vars=run.overrides or None)
+    spec = load_text(run.text, run.overrides or None, run.file)
     model = compiler.build(spec, device="cpu")
     model.load_state_dict(load_file(str(run.weights), device="cpu"))
     model.eval()

@@ -22,6 +22,37 @@ classifying). Detection runs: val_map50 / val_map are the box mAP at IoU 0.5 and
 have no top-1 (null), region classifiers report the fraction of regions classified right."""
 
 
+_HEAD = {"epoch": "epoch", "step": "step", "lr": "lr", "train_loss": "train loss"}
+_TAIL = {"images_per_s": "images/s", "seconds": "seconds"}
+_MAPS = {"val_map50": "val mAP@0.5", "val_map": "val mAP@0.5:0.95"}
+TASK_COLUMNS: dict[str, dict[str, str]] = {
+    "classification": {**_HEAD, "train_top1": "train top-1", "train_top5": "train top-5", "val_loss": "val loss",
+                       "val_top1": "val top-1", "val_top5": "val top-5", **_TAIL},
+    "segmentation": {**_HEAD, "train_top1": "train pixel acc", "val_loss": "val loss", "val_top1": "val pixel acc",
+                     "val_miou": "val mIoU", **_TAIL},
+    "detection": {**_HEAD, "val_loss": "val loss", **_MAPS, **_TAIL},
+    "regions": {**_HEAD, "train_top1": "train region acc", "val_loss": "val loss", "val_top1": "val region acc",
+                **_MAPS, "val_mask_map50": "val mask mAP@0.5", "val_mask_map": "val mask mAP@0.5:0.95", **_TAIL},
+}
+"""Per task (as `Task.kind` names it), the columns of COLUMNS that mean something for it and
+what to call them: every row carries every column (null where a task has no such number), so
+a table of a classification run would otherwise show empty mIoU and mAP columns, and one of a
+segmentation run call its pixel accuracy "top-1"."""
+
+
+def task_columns(task: str) -> dict[str, str]:
+    """Column -> label for a run of `task` (an unknown task: every column, named as it is)."""
+    return TASK_COLUMNS.get(task, {k: k for k in COLUMNS})
+
+
+def labelled(rows: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    """`rows` as a table of a `task` run shows them: its columns under their labels, leaving
+    out those no row has a value for (top-5 under 5 classes, the mask mAP of a head without
+    masks)."""
+    names = {k: v for k, v in task_columns(task).items() if any(r.get(k) is not None for r in rows)}
+    return [{label: r.get(key) for key, label in names.items()} for r in rows]
+
+
 class MetricsLog:
     def __init__(self, run_dir: Path, rows: list[dict[str, Any]] | None = None):
         self.run_dir = Path(run_dir)

@@ -3,6 +3,7 @@ export, save. The editor's text is st.session_state["yaml"] (the text area's key
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -14,6 +15,17 @@ pytest.importorskip("streamlit")
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "ui" / "app.py"
 DEFAULT = (ROOT / "specs" / "default.yaml").read_text()
+
+
+def with_classes(text: str, n: int) -> str:
+    """`text` with its class count set to `n`, whether written `classes: 10` or bound to the
+    dataset (`classes: {dataset: classes, default: 10}`)."""
+    return re.sub(r"(classes: (?:\{dataset: classes, default: )?)-?\d+", rf"\g<1>{n}", text, count=1)
+
+
+def line_of(text: str, fragment: str) -> int:
+    """The 1-based line of `text` holding `fragment` (so the tests follow edits of default.yaml)."""
+    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)
 
 
 def metric(at, label: str) -> str:
@@ -73,12 +85,13 @@ def test_zoo_spec_shows_its_parameter_count(app):
 def test_error_is_shown_at_its_line_and_the_last_graph_stays(app):
     bad = DEFAULT.replace("out: $classes", "out: -1")
     edit(app, bad)
-    title = "line 24, col 39: nodes[7].out: expected a positive integer, got -1"
+    n = line_of(bad, "out: -1")
+    title = f"line {n}, col 39: nodes[7].out: expected a positive integer, got -1"
     assert title in errors(app)
-    quoted = [c.value for c in app.code if ">24 |" in c.value]
+    quoted = [c.value for c in app.code if f">{n} |" in c.value]
     assert quoted, "the offending line is quoted"
     lines = quoted[0].splitlines()
-    marked = next(i for i, line in enumerate(lines) if line.startswith(">24 |"))
+    marked = next(i for i, line in enumerate(lines) if line.startswith(f">{n} |"))
     assert "out: -1" in lines[marked]
     caret = lines[marked + 1]
     assert caret.index("^") == lines[marked].index("-1"), "the caret is under column 39"
@@ -93,7 +106,8 @@ def test_error_is_shown_at_its_line_and_the_last_graph_stays(app):
 
 def test_yaml_syntax_error_is_located(app):
     edit(app, DEFAULT.replace("  - {id: pool, op: gap}", "  - {id: pool, op: gap"))
-    assert any(e.startswith("line 22, col ") and "invalid YAML" in e for e in errors(app)), errors(app)
+    n = line_of(DEFAULT, "  - {id: pool, op: gap}")
+    assert any(e.startswith(f"line {n}, col ") and "invalid YAML" in e for e in errors(app)), errors(app)
 
 
 def test_vars_panel_changes_the_count_not_the_text(app):
@@ -133,10 +147,11 @@ def test_palette_inserts_a_block_that_validates(app):
     app.run()
     text = app.session_state["yaml"]
     lines, before = text.splitlines(), DEFAULT.splitlines()
-    assert lines[22] == "  - {id: dropout1, op: dropout, p: 0.1}"
-    assert lines[:22] + lines[23:] == before, "the rest of the text is unchanged"
+    n = line_of(DEFAULT, "  - {id: pool, op: gap}")  # the new node goes on the line after it
+    assert lines[n] == "  - {id: dropout1, op: dropout, p: 0.1}"
+    assert lines[:n] + lines[n + 1:] == before, "the rest of the text is unchanged"
     assert any(s.startswith("Valid: 12 nodes") for s in successes(app))
-    assert any("Inserted at line 23" in s for s in successes(app))
+    assert any(f"Inserted at line {n + 1}" in s for s in successes(app))
 
 
 def test_palette_refuses_a_block_that_breaks_the_graph(app):
@@ -196,7 +211,7 @@ def test_diff_lists_changes(app):
 def test_diff_with_pasted_yaml(app):
     app.radio(key="diff_mode").set_value("pasted YAML")
     app.run()
-    app.text_area(key="diff_text").input(DEFAULT.replace("classes: 10", "classes: 100"))
+    app.text_area(key="diff_text").input(with_classes(DEFAULT, 100))
     app.run()
     headline = [m.value for m in app.markdown if "→" in m.value and "added" in m.value]
     assert headline == ["**cifar_small → cifar_small**: 0 added, 0 removed, 1 changed"]
@@ -213,11 +228,11 @@ def test_export_shows_the_generated_code(app):
 
 def test_save_writes_the_text(app, tmp_path):
     target = tmp_path / "mine.yaml"
-    edit(app, DEFAULT.replace("classes: 10", "classes: 7"))
+    edit(app, with_classes(DEFAULT, 7))
     app.text_input(key="save_path").input(str(target))
     app.button(key="save").click()
     app.run()
-    assert target.read_text() == DEFAULT.replace("classes: 10", "classes: 7")
+    assert target.read_text() == with_classes(DEFAULT, 7)
     assert any("Saved" in s for s in successes(app))
     # an existing other file is not overwritten without the checkbox
     other = tmp_path / "other.yaml"
@@ -249,7 +264,7 @@ def test_update_after_an_edit_is_fast(app):
 
 
 def test_diff_against_the_saved_text(app):
-    edit(app, DEFAULT.replace("classes: 10", "classes: 100"))
+    edit(app, with_classes(DEFAULT, 100))
     app.radio(key="diff_mode").set_value("the saved text")
     app.run()
     headline = [m.value for m in app.markdown if "→" in m.value and "added" in m.value]

@@ -32,6 +32,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 DOC_SHOTS = ROOT / "docs" / "screenshots"
+DEFAULT = (ROOT / "specs" / "default.yaml").read_text()
 sys.path.insert(0, str(ROOT / "tests" / "train"))
 from train_support import TINY  # noqa: E402
 MAX_SHOT_BYTES = 300_000
@@ -135,7 +136,8 @@ def test_designer_in_chromium(server, shots):
             after.fill("pool")
             page.get_by_role("option", name="pool (gap)").click()
             page.get_by_role("button", name="Insert").click()
-            page.get_by_text("Inserted at line 23: - {id: dropout1, op: dropout, p: 0.3}").wait_for()
+            at = next(i for i, line in enumerate(DEFAULT.splitlines(), 2) if line == "  - {id: pool, op: gap}")
+            page.get_by_text(f"Inserted at line {at}: - {{id: dropout1, op: dropout, p: 0.3}}").wait_for()
             expect(page.locator('[data-testid="stTextArea"] textarea').first).to_have_value(
                 re.compile(r"\n  - \{id: dropout1, op: dropout, p: 0\.3\}\n"))
             page.get_by_role("tab", name="Design").click()

@@ -47,8 +47,9 @@ def test_quote_problem_marks_the_column():
     result = d.analyse(bad)
     (problem,) = result.errors
     text = d.quote_problem(bad, problem, "<string>")
-    assert text.splitlines()[0] == "line 24, col 39: nodes[7].out: expected a positive integer, got -1"
-    assert ">24 |   - {id: classifier, op: linear, out: -1}" in text
+    n = next(i for i, line in enumerate(bad.splitlines(), 1) if "out: -1" in line)
+    assert text.splitlines()[0] == f"line {n}, col 39: nodes[7].out: expected a positive integer, got -1"
+    assert f">{n} |   - {{id: classifier, op: linear, out: -1}}" in text
     marked = text.splitlines()[2]
     caret = text.splitlines()[3]
     assert caret.index("^") == marked.index("-1")

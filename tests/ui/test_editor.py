@@ -3,6 +3,7 @@ sync between the component's value and st.session_state["yaml"], and the toggle.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -18,6 +19,12 @@ from ui import editor as ed  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "ui" / "app.py"
 DEFAULT = (ROOT / "specs" / "default.yaml").read_text()
+
+
+def with_classes(text: str, n: int) -> str:
+    """`text` with its class count set to `n`, whether written `classes: 10` or bound to the
+    dataset (`classes: {dataset: classes, default: 10}`)."""
+    return re.sub(r"(classes: (?:\{dataset: classes, default: )?)-?\d+", rf"\g<1>{n}", text, count=1)
 
 TEXT = """\
 blockgraph: 1
@@ -97,7 +104,7 @@ def test_plain_editor_by_default_only_when_asked_or_without_ace(monkeypatch):
 
 def test_toggling_the_editor_keeps_the_text_and_an_ace_edit_reaches_the_page(app):
     pytest.importorskip("streamlit_ace")
-    edited = DEFAULT.replace("classes: 10", "classes: 7")
+    edited = with_classes(DEFAULT, 7)
     app.text_area(key="yaml").input(edited)
     app.run()
     app.toggle(key="editor_plain").set_value(False)  # to the code editor
@@ -108,7 +115,7 @@ def test_toggling_the_editor_keeps_the_text_and_an_ace_edit_reaches_the_page(app
     assert app.session_state["yaml"] == edited
     # typing in Ace = the component's value changes (AppTest sets it through session state)
     key = ed.key(app.session_state)
-    broken = edited.replace("classes: 7", "classes: -3")
+    broken = with_classes(edited, -3)
     app.session_state[key] = broken
     app.run()
     assert not app.exception, [e.value for e in app.exception]
@@ -141,7 +148,7 @@ def test_an_ace_edit_sent_with_the_switch_to_plain_is_kept(app):
     pytest.importorskip("streamlit_ace")
     app.toggle(key="editor_plain").set_value(False)
     app.run()
-    typed = DEFAULT.replace("classes: 10", "classes: 5")
+    typed = with_classes(DEFAULT, 5)
     app.session_state[ed.key(app.session_state)] = typed  # the editor's last value arrives with the click
     app.toggle(key="editor_plain").set_value(True)
     app.run()

@@ -93,9 +93,14 @@ def test_app_trains_one_epoch_and_shows_metrics(app):
     assert job.state == "done", job.error
     texts = " ".join(m.value for m in app.markdown)
     assert "run 1" in texts and "done" in texts
-    metrics = [df.value for df in app.dataframe if "val_top1" in df.value.columns]
+    metrics = [df.value for df in app.dataframe if "val top-1" in df.value.columns]
     assert len(metrics) == 1 and list(metrics[0]["epoch"]) == [1]
-    assert metrics[0]["val_top1"].iloc[0] == job.result.history[0]["val_top1"]
+    assert metrics[0]["val top-1"].iloc[0] == job.result.history[0]["val_top1"]
+    assert metrics[0]["train loss"].iloc[0] == job.result.history[0]["train_loss"]
+    # a classification run: none of the segmentation / detection columns (all null) it used to show
+    assert not [c for c in metrics[0].columns if "miou" in c.lower() or "map" in c.lower() or "_" in c]
+    history = next(df.value for df in app.dataframe if "run dir" in df.value.columns)
+    assert list(history["measure"]) == ["val top-1"] and history["best"].iloc[0] == job.result.best["val_top1"]
 
 
 def test_evaluate_confusion_matrix_agrees_with_the_run_and_history_overlays(tmp_path):
@@ -110,7 +115,7 @@ def test_evaluate_confusion_matrix_agrees_with_the_run_and_history_overlays(tmp_
     assert diagonal == pytest.approx(result["accuracy"]) == pytest.approx(run.rows[-1]["val_top1"], abs=1e-6)
     assert len(result["samples"]) == 16
     rows = tp.history_rows(runs, [run.label])
-    assert {(r["metric"], r["split"]) for r in rows} == {(m, s) for m in ("loss", "top1") for s in ("train", "val")}
+    assert {(r["metric"], r["split"]) for r in rows} == {(m, s) for m in ("loss", "top-1") for s in ("train", "val")}
     assert tp.best_points(runs, [run.label])[0]["epoch"] == 1
 
 
@@ -144,3 +149,54 @@ def test_form_follows_the_spec_train_section(app):
     app.session_state["yaml"] = TINY.replace("batch_size: 32", "batch_size: 16")
     app.run()
     assert app.number_input(key="train_batch").value == 16
+
+
+def test_a_wrong_class_count_names_the_open_file_and_the_vars_field(tmp_path):
+    """The trainer's advice `set vars.classes to 6 (--var classes=6)` reaches the page as the
+    Vars field, located in the open file (not `<string>`), whether the text or the Vars panel
+    holds the wrong count."""
+    file = str(ROOT / "specs" / "tiny.yaml")
+    job, runs = d.TrainJob(), []
+    run = tp.start(job, runs, TINY.replace("classes: 6", "classes: 10"), {}, SMALL, "tiny", tmp_path / "a", file)
+    job.join(120)
+    tp.sync(job, run)
+    assert run.state == "failed" and isinstance(job.error, d.SpecError), job.error
+    line = TINY.splitlines().index("vars: {classes: 6, width: 8}") + 1
+    assert run.message.startswith(f"specs/tiny.yaml:{line}:"), run.message
+    assert "set the `classes` field under Vars to 6" in run.message
+    assert "--var" not in run.message and "<string>" not in run.message
+    job, runs = d.TrainJob(), []
+    run = tp.start(job, runs, TINY, {"classes": 10}, SMALL, "tiny", tmp_path / "b", file)
+    job.join(120)
+    tp.sync(job, run)
+    assert run.state == "failed" and "`classes` field under Vars" in run.message and "--var" not in run.message
+
+
+def test_start_refusal_names_the_file_or_untitled():
+    broken = TINY.replace("op: gap", "op: nosuchop")
+    line = broken.splitlines().index("  - {op: nosuchop}") + 1
+    assert tp.check_trainable(broken, {}, str(ROOT / "specs" / "tiny.yaml")).startswith(f"specs/tiny.yaml:{line}:")
+    assert tp.check_trainable(broken, {}, "").startswith(f"untitled.yaml:{line}:")
+    assert tp.check_trainable(TINY, {}, "") is None
+
+
+SEGMENTATION_ROWS = [
+    {"epoch": e, "step": 8 * e, "lr": 0.1, "train_loss": 1.5 / e, "train_top1": 0.5 + e / 10, "train_top5": None,
+     "val_loss": 1.6 / e, "val_top1": 0.45 + e / 10, "val_top5": None, "images_per_s": 100.0, "seconds": 2.0,
+     "val_miou": miou, "val_map50": None, "val_map": None, "val_mask_map50": None, "val_mask_map": None}
+    for e, miou in ((1, 0.20), (2, 0.35), (3, 0.30))]
+"""Rows as a segmentation run writes them (every column; null where the task has none)."""
+
+
+def test_a_segmentation_run_shows_pixel_accuracy_and_miou_by_name():
+    run = tp.Run("run 1", "unet", {}, Path("/nonexistent"), rows=SEGMENTATION_ROWS, progress={"task": "segmentation"})
+    table = run.table()
+    assert list(table[0]) == ["epoch", "step", "lr", "train loss", "train pixel acc", "val loss", "val pixel acc",
+                              "val mIoU", "images/s", "seconds"]
+    assert [r["val pixel acc"] for r in table] == [r["val_top1"] for r in SEGMENTATION_ROWS]
+    assert run.best()["epoch"] == 2  # by mIoU (0.35), as TrainResult.best; pixel accuracy peaks at 3
+    rows = tp.history_rows([run], [run.label])
+    assert {(r["metric"], r["split"]) for r in rows} == {
+        ("loss", "train"), ("loss", "val"), ("pixel acc", "train"), ("pixel acc", "val"), ("mIoU", "val")}
+    assert tp.best_points([run], [run.label]) == [{"run": "run 1", "epoch": 2, "value": 0.35, "metric": "mIoU"}]
+    assert (tp.summary(run)["measure"], tp.summary(run)["best"]) == ("val mIoU", 0.35)
