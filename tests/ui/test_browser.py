@@ -124,6 +124,7 @@ def test_designer_in_chromium(server, shots):
             chart = page.locator('[data-testid="stGraphVizChart"] svg')
             chart.first.wait_for(timeout=60_000)  # first run: imports, the default spec's graph
             assert "stage1" in chart.first.text_content()
+            assert "conv ×2" in chart.first.text_content()  # `repeat: 2` of a conv, as its box says
 
             # the palette: a dropout after `pool`, inserted into the text, drawn in the graph
             page.get_by_role("tab", name="Palette").click()
@@ -176,7 +177,23 @@ def test_designer_in_chromium(server, shots):
             assert page.locator('[data-testid="stGraphVizChart"] svg #node-layer1').count() == 1
             screenshot(page, shots, "designer-error.png")
 
+            # a class count the dataset does not have: the error names the open file and the
+            # Vars field that fixes it, not a command-line flag
+            editor.fill(TINY.replace("classes: 6", "classes: 10"))
+            editor.press("Control+Enter")
+            page.get_by_role("tab", name="Train").click()
+            for label, value in (("Epochs", "1"), ("Train images", "64"), ("Validation images", "32")):
+                box = page.get_by_role("spinbutton", name=label)
+                box.fill(value)
+                box.press("Tab")
+            page.get_by_role("button", name="Start").click()
+            mismatch = page.get_by_text(re.compile(r"specs/resnet18\.yaml:5:\d+: vars\.classes: .*set the classes "
+                                                   r"field under Vars to 6"))
+            mismatch.first.wait_for(timeout=60_000)
+            assert "--var" not in mismatch.first.text_content()
+
             # train a tiny spec: the progress moves, Stop ends the run as "stopped"
+            page.get_by_role("tab", name="Design").click()
             editor.fill(TINY)
             editor.press("Control+Enter")
             page.get_by_role("tab", name="Train").click()
@@ -198,7 +215,7 @@ def test_designer_in_chromium(server, shots):
                 assert time.monotonic() < deadline, f"the progress stayed at {first!r}"
                 page.wait_for_timeout(250)
             page.get_by_role("button", name="Stop").click()
-            page.get_by_text(re.compile(r"run 1.*stopped")).first.wait_for(timeout=30_000)
+            page.get_by_text(re.compile(r"run 2.*stopped")).first.wait_for(timeout=30_000)  # run 1: the mismatch
             page.get_by_role("button", name="Resume").wait_for()
             screenshot(page, shots, "designer-train.png")
 
