@@ -75,15 +75,23 @@ def problem_title(problem: Problem, file: str) -> str:
     return f"{where}: {prefix}{path}{in_page_words(problem.message)}"
 
 
+FORM_FIELDS = {"dataset": "Dataset", "epochs": "Epochs", "batch_size": "Batch size", "lr": "Learning rate",
+               "optimizer": "Optimizer", "device": "Device", "train_size": "Train images", "val_size": "Validation images"}
+"""The Train form's label of each setting it passes to compiler.train."""
+
+
 def problem_line(problem: Problem, file: str) -> str:
     """A problem shown away from the editor, named by its file as the CLI does
     (`specs/default.yaml:10:12: vars.classes: ...`), in the page's words. The var overrides are
-    `var overrides`; the Train form's settings (`<arguments>`, `<config>`...) are `settings`."""
+    `var overrides`; a setting the Train form passed (located at `<arguments>`) is named by its
+    field (`Train form, Batch size: ...`), other settings `settings`."""
     loc = problem.loc
     path = f"{problem.path}: " if problem.path else ""
     prefix = "warning: " if problem.severity == "warning" else ""
     if loc.file == "<vars>":
         where = "var overrides"
+    elif loc.file == "<arguments>" and problem.path in FORM_FIELDS:
+        where, path = f"Train form, {FORM_FIELDS[problem.path]}", ""
     elif loc.file.startswith("<") and loc.file not in ("<string>",):
         where = "settings"
     else:

@@ -47,7 +47,9 @@ def test_problems_name_the_open_file_or_untitled():
     overrides = Problem(Loc("<vars>", 1, 1), "unknown var 'widht'", "vars")
     settings = Problem(Loc("<arguments>", 1, 1), "batch_size 64 is larger than the training set", "batch_size")
     assert pr.problem_line(overrides, file) == "var overrides: vars: unknown var 'widht'"
-    assert pr.problem_line(settings, file).startswith("settings: batch_size: ")
+    assert pr.problem_line(settings, file) == "Train form, Batch size: batch_size 64 is larger than the training set"
+    other = Problem(Loc("<config>", 1, 1), "unknown key 'lrr'", "lrr")
+    assert pr.problem_line(other, file) == "settings: lrr: unknown key 'lrr'"
 
 
 def test_summary_rows_say_how_many_copies_a_repeat_stands_for():

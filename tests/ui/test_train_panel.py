@@ -200,3 +200,12 @@ def test_a_segmentation_run_shows_pixel_accuracy_and_miou_by_name():
         ("loss", "train"), ("loss", "val"), ("pixel acc", "train"), ("pixel acc", "val"), ("mIoU", "val")}
     assert tp.best_points([run], [run.label]) == [{"run": "run 1", "epoch": 2, "value": 0.35, "metric": "mIoU"}]
     assert (tp.summary(run)["measure"], tp.summary(run)["best"]) == ("val mIoU", 0.35)
+
+
+def test_a_setting_the_form_passed_is_named_by_its_field(tmp_path):
+    job, runs = d.TrainJob(), []
+    run = tp.start(job, runs, TINY, {}, dict(SMALL, batch_size=512, train_size=64), "tiny", tmp_path)
+    job.join(120)
+    tp.sync(job, run)
+    assert run.state == "failed"
+    assert run.message == "Train form, Batch size: batch_size 512 is larger than the training set (64 images)"
