@@ -241,9 +241,10 @@ def best_points(runs: list[Run], labels: list[str]) -> list[dict]:
 
 
 def summary(run: Run) -> dict[str, Any]:
-    """A run's row in the history table: its best epoch by its own measure, named."""
+    """A run's row in the history table: epochs done (`epochs`, from the settings, is how many
+    it was asked for), its best epoch by its own measure, named."""
     best = run.best() or {}
-    return {"run": run.label, "spec": run.spec_name, "state": run.state, "epochs": len(run.rows),
+    return {"run": run.label, "spec": run.spec_name, "state": run.state, "epochs done": len(run.rows),
             "measure": f"val {measure_name(run)}", "best": best.get(run.measure), "best epoch": best.get("epoch"),
             "run dir": str(run.run_dir), **run.settings}
 

@@ -199,7 +199,7 @@ def test_a_segmentation_run_shows_pixel_accuracy_and_miou_by_name():
     assert {(r["metric"], r["split"]) for r in rows} == {
         ("loss", "train"), ("loss", "val"), ("pixel acc", "train"), ("pixel acc", "val"), ("mIoU", "val")}
     assert tp.best_points([run], [run.label]) == [{"run": "run 1", "epoch": 2, "value": 0.35, "metric": "mIoU"}]
-    assert (tp.summary(run)["measure"], tp.summary(run)["best"]) == ("val mIoU", 0.35)
+    assert (tp.summary(run)["measure"], tp.summary(run)["best"], tp.summary(run)["epochs done"]) == ("val mIoU", 0.35, 3)
 
 
 def test_a_setting_the_form_passed_is_named_by_its_field(tmp_path):
