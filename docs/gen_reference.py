@@ -2,7 +2,8 @@
 
 The tables live between marker comments in the markdown and are committed as plain text:
 
-    <!-- table: op conv -->                      every field of the op `conv` (registry)
+    <!-- table: op conv -->                      the input ranks (`ranks`) and every field of
+                                                 the op `conv` (registry)
     <!-- table: model compiler.blocks.common.Act -->   every field of a pydantic model
     <!-- table: scaling fields -->               the fields `scaling:` multiplies, per op
     ...generated rows...
@@ -184,6 +185,32 @@ def table(model: type[BaseModel], skip: tuple[str, ...] = ("op",), page: str = S
     return "\n".join(rows)
 
 
+RANK_SHAPES = {1: "[F]", 2: "[C, L]", 3: "[C, H, W]"}
+
+
+def _or(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def input_line(cls) -> str:
+    """The **Input** line of an op's section, from the block's `ranks` (which its shape rule
+    checks with `check_rank`) and `regions_input`."""
+    from compiler.blocks import Composite
+
+    ranks = getattr(cls, "ranks", None)
+    if ranks is None:
+        text = "what its nodes take" if issubclass(cls, Composite) else "any rank"
+        if not issubclass(cls, Composite) and cls.max_inputs is None:
+            text += ", the same for every input"
+    else:
+        shapes = _or([f"`{RANK_SHAPES.get(r, f'rank {r}')}`" for r in ranks])
+        text = f"{shapes} (rank {_or([str(r) for r in ranks])}){' only' if len(ranks) == 1 else ''}"
+    boxes = getattr(cls, "regions_input", None)
+    if boxes is not None:
+        text += f", and the boxes `[R, 4]` as input {boxes + 1}"
+    return f"**Input**: {text}."
+
+
 def scaling_table() -> str:
     """Which parameters of which ops `scaling.width` and `scaling.depth` multiply."""
     from compiler.blocks import registry
@@ -218,7 +245,7 @@ def render(text: str, page: str = SPEC_DOC.name) -> str:
             if cls is None:
                 body = f"**`{name}` is not a registered op.**"
             else:
-                body = table(cls, page=page)
+                body = input_line(cls) + "\n\n" + table(cls, page=page)
         else:
             body = table(_model(name), skip=(), page=page)
         return f"<!-- table: {kind} {name} -->\n{body}\n<!-- end table -->"

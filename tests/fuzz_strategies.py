@@ -246,7 +246,8 @@ def zoo_mutations(draw) -> tuple[str, str]:
 
 # -- the property ----------------------------------------------------------------------------
 
-def _located(exc: SpecError) -> None:
+def located(exc: SpecError) -> None:
+    """Every problem of `exc` has a file, a line and a column >= 1, and a message."""
     assert exc.errors, f"SpecError without problems: {exc!r}"
     for problem in exc.errors:
         loc = problem.loc
@@ -270,7 +271,7 @@ def check_deeper(source: str | bytes, file: str | Path = "fuzz.yaml") -> str:
         json.dumps(analysis.to_dict())
         compiler.build(spec, max_memory="32M", seed=0)
     except SpecError as exc:
-        _located(exc)
+        located(exc)
         return "error"
     return "ok"
 
@@ -283,6 +284,6 @@ def check(source: str | bytes, file: str | Path = "fuzz.yaml") -> str:
         compiler.analyze(spec)
         compiler.build(spec, device="meta")
     except SpecError as exc:
-        _located(exc)
+        located(exc)
         return "error"
     return "ok"

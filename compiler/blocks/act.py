@@ -21,6 +21,7 @@ from .registry import register
 class ActOp(Block, Act):
     op: Literal["act"] = "act"
     family = "act"
+    ranks = None
     examples = [({"kind": k}, [(3, 4, 4)]) for k in
                 ("relu", "relu6", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax", "hardswish", "mish", "identity")
                 ] + [({"kind": "leaky_relu", "slope": 0.1}, [(6,)])]

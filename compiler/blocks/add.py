@@ -23,6 +23,7 @@ class Add(Block):
     weights: tuple[float, ...] | None = None
     """A multiplier per input (residual scaling: [1, 0.2] gives x + 0.2 * branch)."""
     family = "merge"
+    ranks = None
     examples = [({}, [(3, 4, 4), (3, 4, 4)]), ({}, [(5,), (5,), (5,)]), ({"weights": [1, 0.2]}, [(2, 3, 3), (2, 3, 3)])]
     min_inputs = 2
     names_inputs = True

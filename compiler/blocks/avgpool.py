@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import NonNegativeInt, PositiveInt, model_validator
 
 from ..errors import ShapeError
-from .base import Flag, Block, Shape, expect_rank, fmt, pair
+from .base import Flag, Block, Shape, fmt, pair
 from .pooling import pooled_shape
 from .registry import register
 
@@ -37,6 +37,7 @@ class AvgPool(Block):
     size: IntPair | None = None
     """Adaptive pooling: the output height and width, whatever the input size."""
     family = "pool"
+    ranks = (3,)
     examples = [({"k": 2}, [(3, 8, 8)]), ({"k": 3, "stride": 1, "pad": 1, "count_pad": False}, [(2, 5, 5)]),
                 ({"k": 3, "stride": 2, "ceil": True}, [(2, 10, 10)]), ({"size": [2, 3]}, [(4, 7, 9)])]
 
@@ -48,8 +49,8 @@ class AvgPool(Block):
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         shape = in_shapes[0]
+        self.check_rank(shape)
         if self.size is not None:
-            expect_rank("avgpool", shape, 3)
             oh, ow = pair(self.size)
             if oh > shape[1] or ow > shape[2]:
                 raise ShapeError(f"adaptive avgpool cannot grow a map. Received: input {fmt(shape)}, size={self.size}")

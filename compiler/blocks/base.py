@@ -57,6 +57,11 @@ class Block(BaseModel):
     """Positions of inputs read for their shape only (a shortcut's target)."""
     names_inputs: ClassVar[bool] = False
     """`out_shape` takes `names=` (the input node ids) to word its errors."""
+    ranks: ClassVar[tuple[int, ...] | None] = None
+    """Ranks of the per-sample input the shape rule accepts (1 = [F], 2 = [C, L], 3 = [C, H, W]),
+    or None for any. The rule checks it with `check_rank`, and docs/blocks.md's **Input** line is
+    generated from it, so the docs, the check and the module agree (a region op's boxes input
+    is checked apart)."""
     regions_input: ClassVar[int | None] = None
     """Position of a boxes input ([R, 4] per sample) when the op reads regions of its other
     input (roi_align, roi_pool, crop_regions): the output holds one row per box, so the batch
@@ -116,10 +121,19 @@ class Block(BaseModel):
         """The arguments as a user would write them (no defaults, no `op`)."""
         return self.model_dump(exclude={"op"}, exclude_defaults=True, mode="json")
 
+    def check_rank(self, shape: Shape, hint: str = "") -> None:
+        """A ShapeError (with `hint`, the fix) unless `shape` has one of the `ranks` declared."""
+        if self.ranks is not None:
+            expect_rank(self.op, shape, self.ranks, hint)
 
-def expect_rank(op: str, shape: Shape, rank: int, hint: str = "") -> None:
-    if len(shape) != rank:
-        what = {1: "a flat vector [features]", 3: "a feature map [channels, height, width]"}[rank]
+
+RANK_WORDS = {1: "a flat vector [features]", 2: "a [channels, length] tensor", 3: "a feature map [channels, height, width]"}
+
+
+def expect_rank(op: str, shape: Shape, rank: int | tuple[int, ...], hint: str = "") -> None:
+    ranks = (rank,) if isinstance(rank, int) else tuple(rank)
+    if len(shape) not in ranks:
+        what = " or ".join(RANK_WORDS.get(r, f"a rank-{r} tensor") for r in ranks)
         raise ShapeError(f"{op} expects {what}. Received: input shape {fmt(shape)}" + (f"; {hint}" if hint else ""))
 
 
@@ -160,6 +174,9 @@ class Composite(BaseModel):
     """Channel-count fields that `scaling.width` multiplies."""
     depth_fields: ClassVar[tuple[str, ...]] = ()
     """Layer-count fields that `scaling.depth` multiplies."""
+    ranks: ClassVar[tuple[int, ...] | None] = None
+    """Ranks of the input the expansion works on, for docs/blocks.md's **Input** line (None: any,
+    or whatever the nodes given take); the primitives it expands to check them."""
 
     def expand(self) -> list[dict[str, Any]]:
         """Nodes in the spec's own YAML form (op, id, in, arguments). Nodes the composite

@@ -95,6 +95,10 @@ class Norm(_Options):
                              f"{shape[0]} channels (input {fmt(shape)}), groups={self.groups}")
         if self.kind == "instance" and len(shape) != 3:
             raise ShapeError(f"instance norm needs a feature map [C, H, W]. Received: {fmt(shape)}")
+        if self.kind == "instance" and shape[1] * shape[2] == 1:  # PyTorch refuses it, even in eval mode
+            raise ShapeError(f"instance norm needs more than one pixel per channel (it normalises each channel "
+                             f"over its H x W). Received: {fmt(shape)}; use it before the map shrinks to 1x1, "
+                             "or use layer or batch norm")
 
     def param_count(self, shape: Shape) -> tuple[int, int]:
         """(gamma + beta, running mean + var) of this norm over `shape`."""
@@ -111,9 +115,11 @@ class Norm(_Options):
             cls = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
             return cls(c, eps=self.eps, momentum=self.momentum, affine=self.affine)
         if self.kind == "layer":
-            # Over a feature map, layer norm normalises each sample over C, H and W with a
-            # per-channel scale and shift: exactly GroupNorm with one group.
-            if len(shape) == 3:
+            # Channels first, layer norm normalises each sample over all its values with a
+            # per-channel scale and shift: GroupNorm with one group on [C, L] and [C, H, W]
+            # (nn.LayerNorm(C) would normalise the last axis, which is not C there), and
+            # nn.LayerNorm on a vector [F], where the two are the same computation.
+            if len(shape) > 1:
                 return nn.GroupNorm(1, c, eps=self.eps, affine=self.affine)
             return nn.LayerNorm(c, eps=self.eps, elementwise_affine=self.affine)
         if self.kind == "instance":

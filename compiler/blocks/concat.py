@@ -23,6 +23,7 @@ class Concat(Block):
     dim: NonNegativeInt = 0
     """Per-sample axis to join along: 0 = channels (or features)."""
     family = "merge"
+    ranks = None
     examples = [({}, [(3, 4, 4), (5, 4, 4)]), ({}, [(2,), (3,), (4,)]), ({"dim": 1}, [(2, 3, 4), (2, 5, 4)])]
     min_inputs = 2
     names_inputs = True

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import Field, NonNegativeInt, PositiveInt
 
 from ..errors import ShapeError
-from .base import Flag, Block, Shape, conv_out, expect_rank, fmt, pair
+from .base import Flag, Block, Shape, conv_out, fmt, pair
 from .common import Act, Norm
 from .registry import register
 
@@ -52,6 +52,7 @@ class Conv(Block):
     """Order of the fused parts; `norm-act-conv` is the pre-activation unit of He et al. 2016."""
 
     family = "conv"
+    ranks = (3,)
     width_fields = ("out",)
     examples = [
         ({"out": 8}, [(4, 10, 10)]),
@@ -81,13 +82,19 @@ class Conv(Block):
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         (shape,) = in_shapes
-        expect_rank("conv", shape, 3)
-        c, h, w = shape
+        self.check_rank(shape)
+        c = shape[0]
         if c % self.groups or self.out % self.groups:
             raise ShapeError(f"conv needs input and output channels divisible by groups. Received: "
                              f"{c} input channels, out={self.out}, groups={self.groups}")
-        if self.norm is not None:
-            self.norm.check(shape if self.order == "norm-act-conv" else (self.out, h, w))
+        out = self._spatial(shape)
+        if self.norm is not None:  # on the conv's input (pre-activation) or on its output
+            self.norm.check(shape if self.order == "norm-act-conv" else out)
+        return out
+
+    def _spatial(self, shape: Shape) -> Shape:
+        """The conv's own output shape (before any fused norm is checked on it)."""
+        _, h, w = shape
         padding = self._padding()
         if padding == "same":
             return self.out, h, w

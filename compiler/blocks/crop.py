@@ -28,6 +28,7 @@ class Crop(Block):
     """Which part is kept: the center (an odd surplus leaves the extra row/column at the bottom/right)
     or the top-left corner."""
     family = "reshape"
+    ranks = (3,)
     min_inputs = 2
     max_inputs = 2
     shape_only_inputs = (1,)
@@ -38,7 +39,7 @@ class Crop(Block):
     def box(self, in_shapes: list[Shape], names: list[str] | None = None) -> tuple[int, int, int, int]:
         """(top, left, height, width) of the part kept."""
         x, ref = in_shapes
-        expect_rank("crop", x, 3, "it crops the height and width of a feature map")
+        self.check_rank(x, "it crops the height and width of a feature map")
         expect_rank("crop", ref, 3, "its second input gives the height and width to crop to")
         (h, w), (rh, rw) = x[1:], ref[1:]
         if rh > h or rw > w:

@@ -42,12 +42,14 @@ class CropRegions(Block):
     context: int = Field(0, ge=0, le=4096)
     """Output pixels of image context on each side of the box (R-CNN's p = 16); less than half the size."""
     family = "reshape"
+    ranks = (3,)
     min_inputs = 2
     max_inputs = 2
     regions_input = 1
     examples = [({"size": 4}, [(3, 8, 8), (5, 4)]), ({"size": [6, 4], "context": 1}, [(1, 9, 7), (2, 4)])]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
+        self.check_rank(in_shapes[0], "its first input is the image the regions are cut from")
         check_boxes("crop_regions", in_shapes[0], in_shapes[1], what="image")
         h, w = pair(self.size)
         if 2 * self.context >= min(h, w):

@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import NonNegativeInt, PositiveInt
 
 from ..errors import ShapeError
-from .base import Block, Flag, Shape, expect_rank, fmt, pair
+from .base import Block, Flag, Shape, fmt, pair
 from .common import Act, Norm
 from .registry import register
 
@@ -67,6 +67,7 @@ class Deconv(Block):
     """Order of the fused parts (`conv` is the deconv), as for `conv`."""
 
     family = "conv"
+    ranks = (3,)
     width_fields = ("out",)
     examples = [
         ({"out": 4}, [(6, 5, 5)]),
@@ -123,7 +124,7 @@ class Deconv(Block):
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         (shape,) = in_shapes
-        expect_rank("deconv", shape, 3)
+        self.check_rank(shape)
         c, h, w = shape
         if c % self.groups or self.out % self.groups:
             raise ShapeError(f"deconv needs input and output channels divisible by groups. Received: "

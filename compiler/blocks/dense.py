@@ -24,6 +24,7 @@ from .registry import register
 
 
 class _DenseOptions(Composite):
+    ranks = (3,)
     width_fields = ("growth",)
     depth_fields = ("layers",)
     growth: PositiveInt

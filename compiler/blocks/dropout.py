@@ -25,6 +25,7 @@ class Dropout(Block):
     spatial: Flag = False
     """Drop whole channels of a [C, H, W] map (Dropout2d) instead of single values."""
     family = "regularizer"
+    ranks = None
     examples = [({"p": 0.3}, [(5,)]), ({"p": 0.2, "spatial": True}, [(4, 3, 3)])]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:

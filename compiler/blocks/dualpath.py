@@ -67,6 +67,7 @@ class DualPath(Composite):
     act: Act = Act(kind="relu")
     """Activation after every norm."""
     family = "composite"
+    ranks = (3,)
     examples = [
         ({"r": 4, "out": 6, "inc": 2, "groups": 2, "type": "proj"}, [(5, 5, 5)]),
         ({"r": 4, "out": 6, "inc": 2, "groups": 2}, [(10, 5, 5)]),

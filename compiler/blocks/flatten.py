@@ -18,6 +18,7 @@ from .registry import register
 class Flatten(Block):
     op: Literal["flatten"] = "flatten"
     family = "reshape"
+    ranks = None
     examples = [({}, [(3, 4, 5)]), ({}, [(6,)])]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .base import Flag, Block, Shape, expect_rank
+from .base import Flag, Block, Shape
 from .registry import register
 
 
@@ -23,10 +23,11 @@ class GlobalAvgPool(Block):
     keepdim: Flag = False
     """Keep the 1x1 spatial dims ([C, 1, 1]) instead of returning a vector [C]."""
     family = "pool"
+    ranks = (3,)
     examples = [({}, [(5, 4, 3)]), ({"keepdim": True}, [(2, 6, 6)])]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
-        expect_rank("gap", in_shapes[0], 3)
+        self.check_rank(in_shapes[0])
         c = in_shapes[0][0]
         return (c, 1, 1) if self.keepdim else (c,)
 

@@ -17,6 +17,7 @@ from .registry import register
 class Identity(Block):
     op: Literal["identity"] = "identity"
     family = "reshape"
+    ranks = None
     examples = [({}, [(3, 2, 2)])]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:

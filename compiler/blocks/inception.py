@@ -53,6 +53,7 @@ class Inception(Composite):
     branches: list[list[dict[str, Any]]] | None = Field(None, min_length=2)
     """General form: each branch a list of nodes; instead of b1/b3/b5/pool."""
     family = "composite"
+    ranks = None  # the fixed form: [C, H, W]; branches: what they take
     width_fields = ("b1", "b3", "b5", "pool")
     examples = [
         ({"b1": 4, "b3": [3, 5], "b5": [2, 3], "pool": 2}, [(6, 7, 7)]),

@@ -32,6 +32,7 @@ class Interpolate(Block):
     """bilinear/bicubic only: map the corner pixels of input and output onto each other; null means
     false, PyTorch's default."""
     family = "pool"
+    ranks = (3,)
     min_inputs = 2
     max_inputs = 2
     shape_only_inputs = (1,)
@@ -45,7 +46,7 @@ class Interpolate(Block):
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         x, ref = in_shapes
-        expect_rank("interpolate", x, 3, "it resizes the height and width of a feature map")
+        self.check_rank(x, "it resizes the height and width of a feature map")
         expect_rank("interpolate", ref, 3, "its second input gives the height and width to resize to")
         return x[0], ref[1], ref[2]
 

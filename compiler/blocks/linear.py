@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import PositiveInt
 
-from .base import Flag, Block, Shape, expect_rank
+from .base import Flag, Block, Shape
 from .common import Act, Norm
 from .registry import register
 
@@ -32,6 +32,7 @@ class Linear(Block):
     """Activation fused after the layer (after the norm)."""
 
     family = "linear"
+    ranks = (1,)
     examples = [
         ({"out": 5}, [(7,)]),
         ({"out": 6, "bias": False, "norm": "batch", "act": "gelu"}, [(3,)]),
@@ -39,7 +40,7 @@ class Linear(Block):
     ]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
-        expect_rank("linear", in_shapes[0], 1, "add {op: flatten} or {op: gap} before it")
+        self.check_rank(in_shapes[0], "add {op: flatten} or {op: gap} before it")
         if self.norm is not None:
             self.norm.check((self.out,))
         return (self.out,)

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import Block, Shape, expect_rank
+from .base import Block, Shape
 from .registry import register
 
 
@@ -38,12 +38,13 @@ class MaskHead(Block):
     width: int = Field(256, ge=1, le=65_536)
     """Channels of the convs and of the transposed conv (the paper's 256)."""
     family = "conv"
+    ranks = (3,)
     width_fields = ("width",)
     examples = [({"classes": 3, "convs": 2, "width": 4}, [(5, 6, 6)]),
                 ({"classes": 2, "convs": 0, "width": 3}, [(4, 3, 5)])]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
-        expect_rank("mask_head", in_shapes[0], 3, "it runs on each region's feature grid (a roi_align output)")
+        self.check_rank(in_shapes[0], "it runs on each region's feature grid (a roi_align output)")
         _, h, w = in_shapes[0]
         return (self.classes, 2 * h, 2 * w)
 

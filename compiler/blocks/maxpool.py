@@ -34,6 +34,7 @@ class MaxPool(Block):
     ceil: Flag = False
     """Round the output size up instead of down (Caffe's convention)."""
     family = "pool"
+    ranks = (3,)
     examples = [({}, [(3, 8, 8)]), ({"k": 3, "stride": 2, "pad": 1}, [(2, 9, 9)]),
                 ({"k": 3, "stride": 2, "ceil": True}, [(2, 10, 10)]), ({"k": [2, 3], "dilation": 2}, [(1, 9, 9)])]
 
@@ -41,6 +42,7 @@ class MaxPool(Block):
         return self.k if self.stride is None else self.stride
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
+        self.check_rank(in_shapes[0])
         return pooled_shape("maxpool", in_shapes[0], self.k, self._stride(), self.pad, self.dilation, self.ceil)
 
     def window(self, in_shapes: list[Shape]) -> tuple[int, int]:

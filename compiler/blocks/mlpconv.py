@@ -38,6 +38,7 @@ class MlpConv(Composite):
     last_act: Flag = True
     """Activation after the last 1x1 conv too."""
     family = "composite"
+    ranks = (3,)
     width_fields = ("out",)
     examples = [({"out": [6, 5, 4], "k": 5}, [(3, 8, 8)]), ({"out": [4, 3], "stride": 2, "last_act": False}, [(2, 7, 7)])]
 

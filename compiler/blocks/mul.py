@@ -20,6 +20,7 @@ from .registry import register
 class Mul(Block):
     op: Literal["mul"] = "mul"
     family = "merge"
+    ranks = None
     examples = [({}, [(3, 4, 4), (3, 1, 1)]), ({}, [(5,), (5,)])]
     min_inputs = 2
     names_inputs = True

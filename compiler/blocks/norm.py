@@ -24,10 +24,13 @@ from .registry import register
 class NormOp(Block, Norm):
     op: Literal["norm"] = "norm"
     family = "norm"
+    ranks = (1, 2, 3)
     examples = [({"kind": "batch"}, [(4, 5, 5)]), ({"kind": "batch"}, [(6,)]), ({"kind": "layer"}, [(4, 3, 3)]),
-                ({"kind": "layer"}, [(8,)]), ({"kind": "instance"}, [(3, 4, 4)]), ({"kind": "group", "groups": 2}, [(4, 3, 3)])]
+                ({"kind": "layer"}, [(8,)]), ({"kind": "instance"}, [(3, 4, 4)]), ({"kind": "group", "groups": 2}, [(4, 3, 3)]),
+                ({"kind": "batch"}, [(4, 7)]), ({"kind": "layer"}, [(16, 5)]), ({"kind": "group", "groups": 3}, [(6, 2)])]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
+        self.check_rank(in_shapes[0])
         self.check(in_shapes[0])
         return in_shapes[0]
 

@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import NonNegativeInt, model_validator
 
 from ..errors import ShapeError
-from .base import Block, Shape, expect_rank, fmt
+from .base import Block, Shape, fmt
 from .registry import register
 
 
@@ -38,6 +38,7 @@ class Pad(Block):
     value: float = 0.0
     """The fill of `constant` padding."""
     family = "reshape"
+    ranks = (3,)
     examples = [({"pad": 1}, [(2, 4, 5)]), ({"pad": [0, 1, 2, 3]}, [(3, 4, 4)]),
                 ({"pad": [2, 1], "mode": "reflect"}, [(2, 5, 5)]), ({"pad": 2, "mode": "replicate"}, [(1, 3, 3)]),
                 ({"pad": [1, 0, 0, 2], "mode": "circular"}, [(2, 4, 4)]), ({"pad": 1, "value": -2.5}, [(1, 2, 2)])]
@@ -60,7 +61,7 @@ class Pad(Block):
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         (shape,) = in_shapes
-        expect_rank("pad", shape, 3, "it pads the height and width of a feature map")
+        self.check_rank(shape, "it pads the height and width of a feature map")
         c, h, w = shape
         top, bottom, left, right = self.sides()
         if self.mode in ("reflect", "circular"):

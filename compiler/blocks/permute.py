@@ -27,6 +27,7 @@ class Permute(Block):
     dims: tuple[NonNegativeInt, ...] = Field(min_length=1)
     """The per-sample axes in their new order (0 = the first axis after the batch)."""
     family = "reshape"
+    ranks = None
     examples = [({"dims": [1, 2, 0]}, [(2, 3, 4)]), ({"dims": [0, 2, 1]}, [(3, 4, 5)]), ({"dims": [1, 0]}, [(6, 4)])]
 
     @model_validator(mode="after")

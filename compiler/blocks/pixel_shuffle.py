@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import PositiveInt
 
 from ..errors import ShapeError
-from .base import Block, Shape, expect_rank, fmt
+from .base import Block, Shape, fmt
 from .registry import register
 
 
@@ -29,11 +29,12 @@ class PixelShuffle(Block):
     factor: PositiveInt = 2
     """Upscale factor r: the channels must be divisible by r²."""
     family = "reshape"
+    ranks = (3,)
     examples = [({}, [(8, 3, 4)]), ({"factor": 3}, [(18, 2, 2)])]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         (shape,) = in_shapes
-        expect_rank("pixel_shuffle", shape, 3)
+        self.check_rank(shape)
         c, h, w = shape
         r2 = self.factor ** 2
         if c % r2:

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import PositiveInt
 
 from ..errors import ShapeError
-from .base import Block, Shape, expect_rank, fmt
+from .base import Block, Shape, fmt
 from .registry import register
 
 
@@ -26,11 +26,12 @@ class PixelUnshuffle(Block):
     factor: PositiveInt = 2
     """Downscale factor r: the height and width must be divisible by r."""
     family = "reshape"
+    ranks = (3,)
     examples = [({}, [(2, 4, 6)]), ({"factor": 3}, [(1, 6, 9)])]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         (shape,) = in_shapes
-        expect_rank("pixel_unshuffle", shape, 3)
+        self.check_rank(shape)
         c, h, w = shape
         r = self.factor
         if h % r or w % r:

@@ -30,6 +30,7 @@ class Reshape(Block):
     shape: tuple[int, ...] = Field(min_length=1)
     """The new per-sample shape (no batch dimension); one entry may be -1 (inferred)."""
     family = "reshape"
+    ranks = None
     examples = [({"shape": [4, 3, 5]}, [(6, 10)]), ({"shape": [-1]}, [(2, 3, 4)]),
                 ({"shape": [2, -1, 4]}, [(16, 2, 2)]), ({"shape": [3, 2, 2]}, [(12,)])]
 

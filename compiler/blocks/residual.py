@@ -74,6 +74,7 @@ class Residual(Composite):
     se: SEOptions | None = None
     """Squeeze-and-excitation after the body: a reduction (16) or {reduction, divisor}."""
     family = "composite"
+    ranks = None  # basic and bottleneck: [C, H, W]; a custom body: what it takes
     width_fields = ("out",)
     examples = [
         ({"out": 4}, [(4, 6, 6)]),

@@ -45,6 +45,7 @@ class RoiAlign(Block):
     """Shift boxes by half a pixel so that pixel centres sit at i + 0.5 (boxes given in pixel-edge
     coordinates, as the shapes scenes give them); false is torchvision's legacy default."""
     family = "pool"
+    ranks = (3,)
     min_inputs = 2
     max_inputs = 2
     regions_input = 1
@@ -52,6 +53,7 @@ class RoiAlign(Block):
                 ({"size": [3, 2], "scale": 0.25, "sampling_ratio": -1, "aligned": False}, [(4, 6, 5), (2, 4)])]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
+        self.check_rank(in_shapes[0], "its first input is the feature map the regions are cut from")
         check_boxes("roi_align", in_shapes[0], in_shapes[1])
         return (in_shapes[0][0], *pair(self.size))
 

@@ -38,6 +38,7 @@ class RoiPool(Block):
     scale: float = Field(gt=0, le=1024)
     """Spatial scale: map cells per input pixel, 1 / the map's stride (0.0625 for VGG16's conv5)."""
     family = "pool"
+    ranks = (3,)
     min_inputs = 2
     max_inputs = 2
     regions_input = 1
@@ -45,6 +46,7 @@ class RoiPool(Block):
                 ({"size": [3, 2], "scale": 0.25}, [(4, 6, 5), (2, 4)])]
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
+        self.check_rank(in_shapes[0], "its first input is the feature map the regions are cut from")
         check_boxes("roi_pool", in_shapes[0], in_shapes[1])
         return (in_shapes[0][0], *pair(self.size))
 

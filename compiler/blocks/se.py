@@ -19,7 +19,7 @@ from pydantic import Field, PositiveInt
 
 from ..errors import ShapeError
 from ..expr import round_half_away
-from .base import Block, Shape, expect_rank, fmt
+from .base import Block, Shape, fmt
 from .common import Act
 from .registry import register
 
@@ -45,6 +45,7 @@ class SqueezeExcite(Block):
     gate: Act = Act(kind="sigmoid")
     """Activation of the gates (sigmoid; hardswish-style nets use hardsigmoid-like gates)."""
     family = "attention"
+    ranks = (3,)
     examples = [({}, [(32, 4, 4)]), ({"reduction": 4, "divisor": 8}, [(40, 3, 3)]),
                 ({"channels": 3, "act": "silu", "gate": "tanh"}, [(6, 5, 5)])]
 
@@ -55,7 +56,7 @@ class SqueezeExcite(Block):
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         (shape,) = in_shapes
-        expect_rank("se", shape, 3)
+        self.check_rank(shape)
         if self.hidden(shape[0]) < 1:
             raise ShapeError(f"se squeezes {shape[0]} channels to nothing. Received: input {fmt(shape)}, "
                              f"reduction={self.reduction}")

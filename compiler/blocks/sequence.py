@@ -26,6 +26,7 @@ class Sequence(Composite):
     op: Literal["sequence"] = "sequence"
     nodes: list[dict[str, Any]] = Field(min_length=1)
     """The nodes, as under a spec's `nodes:`; the first reads the input, as `x`."""
+    ranks = None
     examples = [({"nodes": [{"op": "conv", "out": 4}, {"id": "pool", "op": "maxpool"}]}, [(3, 8, 8)])]
 
     def expand(self) -> list[dict[str, Any]]:

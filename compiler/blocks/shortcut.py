@@ -30,6 +30,7 @@ class Shortcut(Block):
     norm: Norm | None = Norm(kind="batch")
     """Norm after the projection conv (null for none)."""
     family = "conv"
+    ranks = None
     min_inputs = 2
     max_inputs = 2
     shape_only_inputs = (1,)

@@ -39,6 +39,7 @@ class Slice(Block):
     dim: NonNegativeInt = 0
     """Per-sample axis to slice: 0 = channels (or features)."""
     family = "reshape"
+    ranks = None
     examples = [({"end": 3}, [(5, 4, 4)]), ({"start": 3}, [(5, 4, 4)]), ({"start": -4, "end": -1}, [(6,)]),
                 ({"dim": 1, "start": 1, "end": 3}, [(2, 5, 4)])]
 

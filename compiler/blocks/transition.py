@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, PositiveInt
 
 from ..errors import ShapeError
-from .base import Block, Shape, expect_rank, fmt
+from .base import Block, Shape, fmt
 from .common import Act, Norm
 from .pooling import pooled_shape
 from .registry import register
@@ -35,6 +35,7 @@ class Transition(Block):
     act: Act | None = Act(kind="relu")
     """Activation before the conv."""
     family = "conv"
+    ranks = (3,)
     width_fields = ("out",)
     examples = [({}, [(8, 6, 6)]), ({"out": 3, "pool": "max", "norm": None}, [(5, 4, 4)]),
                 ({"compression": 1.0, "pool": "none"}, [(4, 3, 3)])]
@@ -44,7 +45,7 @@ class Transition(Block):
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         (shape,) = in_shapes
-        expect_rank("transition", shape, 3)
+        self.check_rank(shape)
         if self.norm is not None:
             self.norm.check(shape)
         out = self.channels(shape[0])

@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import PositiveFloat, PositiveInt, model_validator
 
 from ..errors import ShapeError
-from .base import Block, Flag, Shape, expect_rank, fmt
+from .base import Block, Flag, Shape, fmt
 from .registry import register
 
 Mode = Literal["nearest", "bilinear", "bicubic"]
@@ -65,6 +65,7 @@ class Upsample(Block):
     """bilinear/bicubic only: map the corner pixels of input and output onto each other (the
     pre-2018 PyTorch default); null means false, PyTorch's current default."""
     family = "pool"
+    ranks = (3,)
     examples = [({"scale": 2}, [(3, 5, 6)]), ({"scale": [2, 3], "mode": "bilinear"}, [(2, 4, 4)]),
                 ({"size": [9, 7], "mode": "bilinear", "align_corners": True}, [(2, 4, 5)]),
                 ({"scale": 1.5, "mode": "bicubic"}, [(1, 6, 6)])]
@@ -83,7 +84,7 @@ class Upsample(Block):
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         (shape,) = in_shapes
-        expect_rank("upsample", shape, 3, "upsampling resizes the height and width of a feature map")
+        self.check_rank(shape, "upsampling resizes the height and width of a feature map")
         c, h, w = shape
         if self.size is not None:
             return c, self.size[0], self.size[1]

@@ -29,6 +29,7 @@ from .registry import register
 class YoloHead(Block):
     op: Literal["yolo_head"] = "yolo_head"
     family = "reshape"
+    ranks = (1, 3)
     examples = [({"grid": 7, "boxes": 2, "classes": 20}, [(1470,)]),
                 ({"grid": 4, "boxes": 1, "classes": 6}, [(11, 4, 4)])]
 
@@ -47,22 +48,20 @@ class YoloHead(Block):
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         s, k = self.grid, self.depth
         shape = in_shapes[0]
+        self.check_rank(shape, f"here {s * s * k} features or a [{k}, {s}, {s}] map")
         if len(shape) == 1:
             if shape[0] != s * s * k:
                 raise ShapeError(f"yolo_head needs {s}*{s}*(5*{self.boxes}+{self.classes}) = {s * s * k} features "
                                  f"(grid {s}, boxes {self.boxes}, classes {self.classes}); the input has {shape[0]}: "
                                  f"make the layer before it `out: {s * s * k}`")
             return (s, s, k)
-        if len(shape) == 3:
-            if shape != (k, s, s):
-                raise ShapeError(f"yolo_head needs a map of {fmt((k, s, s))} (5*{self.boxes}+{self.classes} channels "
-                                 f"on the {s}x{s} grid); the input is {fmt(shape)}"
-                                 + (f": make the conv before it `out: {k}`" if shape[1:] == (s, s) else
-                                    f": the grid is {shape[1]}x{shape[2]}, so set `grid: {shape[1]}` or resize the map"
-                                    if shape[1] == shape[2] else ""))
-            return (s, s, k)
-        raise ShapeError(f"yolo_head reads a vector of {s * s * k} features or a [{k}, {s}, {s}] map, "
-                         f"not {fmt(shape)}")
+        if shape != (k, s, s):  # a [C, H, W] map (check_rank allows ranks 1 and 3 only)
+            raise ShapeError(f"yolo_head needs a map of {fmt((k, s, s))} (5*{self.boxes}+{self.classes} channels "
+                             f"on the {s}x{s} grid); the input is {fmt(shape)}"
+                             + (f": make the conv before it `out: {k}`" if shape[1:] == (s, s) else
+                                f": the grid is {shape[1]}x{shape[2]}, so set `grid: {shape[1]}` or resize the map"
+                                if shape[1] == shape[2] else ""))
+        return (s, s, k)
 
     def emit(self, em, args):
         return em.call_function(yolo_layout, (args[0], self.grid, self.depth))
