@@ -4,6 +4,15 @@ inputs, 40 % random YAML documents, 20 % random text and bytes, 40 % mutated zoo
 
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/fuzz.py 100000 [--seed 1] [--out fuzz.json]
 
+With --property N it runs instead the property of tests/test_check_means_runs.py on N specs
+drawn from the op registry (tests/spec_strategies.py): a spec the check accepts builds on the
+CPU, runs forward in train and eval mode (and backward) with the static output shapes and the
+analysed parameter count, and a spec the check refuses gives located problems. Half the specs
+of each chunk are free, half start with each op in turn (and a user block), so every op gets
+its share whatever the draws favour.
+
+    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/fuzz.py --property 100000 [--seed 1]
+
 Unlike the CI test it does not stop at the first failure: every input that raises anything
 other than a located SpecError, or takes longer than --timeout seconds (default 10), is
 counted by kind and the first few of each kind are kept (in the summary and --out). Exit
@@ -28,6 +37,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 
 from fuzz_strategies import SPECS, check, raw_inputs, yaml_documents, zoo_mutations  # noqa: E402
+from spec_strategies import OPS, check_runs, specs  # noqa: E402
 
 
 class Timeout(Exception):
@@ -45,7 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=5000, help="inputs per hypothesis run (default 5000)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds one input may take")
     parser.add_argument("--out", type=Path, help="write the summary (and failing inputs) as JSON")
+    parser.add_argument("--property", type=int, metavar="N",
+                        help="run the check-means-runs property on N drawn specs instead")
+    parser.add_argument("--every", type=int, help="print progress every this many inputs "
+                        "(default 5000, 1000 with --property)")
     args = parser.parse_args(argv)
+    every = args.every or (1000 if args.property else 5000)
+    if args.property:
+        import torch
+
+        torch.set_num_threads(1)  # tiny tensors: one thread is the fastest
+        args.examples = args.property
+        check_runs("blockgraph: 1\nname: w\ninputs: {x: [3, 5, 5], r: [2, 4]}\nnodes:\n"
+                   "  - {op: roi_align, in: [x, r], scale: 1.0}\n")  # warm up: imports
 
     check((SPECS / "resnet20_cifar.yaml").read_text(), file=SPECS / "resnet20_cifar.yaml")  # warm up: imports
     counts: collections.Counter = collections.Counter()
@@ -56,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     signal.signal(signal.SIGALRM, _alarm)
 
-    def run(kind: str, source, file) -> None:
+    def run(kind: str, source, file, prop=check) -> None:
         t0 = time.perf_counter()
         signal.setitimer(signal.ITIMER_REAL, args.timeout)
         try:
-            counts[f"{kind}:{check(source, file=file)}"] += 1
+            counts[f"{kind}:{prop(source, file=file)}"] += 1
         except Timeout:
             key = f"timeout (> {args.timeout:g} s)"
             counts["found"] += 1
@@ -72,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             frame = traceback.extract_tb(exc.__traceback__)[-1]
             key = f"{type(exc).__name__} at {Path(frame.filename).name}:{frame.lineno}"
+            if isinstance(exc, AssertionError):  # check_runs' asserts: which one, by its words
+                key += ": " + " ".join(w for w in str(exc).split()[:6] if not any(c.isdigit() for c in w))
             counts["found"] += 1
             found[key] += 1
             if len(findings[key]) < 5:
@@ -87,9 +111,11 @@ def main(argv: list[str] | None = None) -> int:
             if len(slow) < 20:
                 slow.append({"seconds": round(took, 2), "kind": kind, "file": str(file), "input": repr(source)[:3000]})
         done = sum(v for k, v in counts.items() if ":" in k)
-        if done % 5000 == 0:
-            print(f"{done:,} inputs, {counts['found']} findings, {time.perf_counter() - started:,.0f} s",
-                  flush=True)
+        if done % every == 0:
+            elapsed = time.perf_counter() - started
+            eta = elapsed / done * (args.examples - done)
+            print(f"{done:,} inputs, {counts['found']} findings, {elapsed:,.0f} s ({1000 * elapsed / done:.0f} ms "
+                  f"an input, {eta / 60:,.0f} min to go)", flush=True)
 
     common = dict(deadline=None, database=None, phases=[Phase.generate],
                   suppress_health_check=list(HealthCheck))
@@ -119,17 +145,39 @@ def main(argv: list[str] | None = None) -> int:
         for test in (fuzz_yaml, fuzz_raw, fuzz_zoo):
             test()
 
+    def property_campaign(chunk_seed: int, n: int) -> None:
+        """Half free specs, half starting with each op (and the user block) in turn."""
+        first = OPS + ["ub"]
+        per_op = max(1, n // 2 // len(first))
+
+        @seed(chunk_seed)
+        @settings(max_examples=max(n - per_op * len(first), 1), **common)
+        @given(specs())
+        def free(text):
+            run("spec", text, "property.yaml", check_runs)
+
+        free()
+        for op in first:
+            @seed(chunk_seed)
+            @settings(max_examples=per_op, **common)
+            @given(specs(first=op))
+            def starting(text):
+                run("op", text, "property.yaml", check_runs)
+
+            starting()
+
     # chunks of --chunk inputs, each a fresh hypothesis run with its own seed: hypothesis keeps
     # a tree of every input of a run, which would grow without bound over 100,000 inputs
     left, index = args.examples, 0
     while left > 0:
         n = min(left, args.chunk)
-        campaign(args.seed * 1_000_003 + index, n)
+        (property_campaign if args.property else campaign)(args.seed * 1_000_003 + index, n)
         left, index = left - n, index + 1
 
     elapsed = time.perf_counter() - started
     total = sum(v for k, v in counts.items() if ":" in k)
     summary = {"examples": total, "seed": args.seed, "seconds": round(elapsed, 1),
+               "mode": "property" if args.property else "crash",
                "outcomes": {k: v for k, v in sorted(counts.items())},
                "findings": {k: {"count": found[k], "examples": v} for k, v in findings.items()},
                "slowest": slowest, "slow": slow}
@@ -139,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, examples in findings.items():
         print(f"FOUND {key} ({found[key]} inputs): e.g. {examples[0]['input'][:300]}\n    {examples[0].get('error', '')[:300]}")
     if not findings:
-        print("found nothing: every input succeeded or gave a located SpecError")
+        print("found nothing: every input succeeded or gave a located SpecError"
+              + (", and every spec that passed the check built and ran as analysed" if args.property else ""))
     if args.out:
         args.out.write_text(json.dumps(summary, indent=1))
     return 1 if findings else 0
