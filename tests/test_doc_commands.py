@@ -69,7 +69,10 @@ STAND_INS: dict[str, StandIn] = dict([
     ("torchrun --nproc-per-node 4 -m compiler train specs/default.yaml --batch-size 512",
      StandIn("4 processes on 10,000 images; this machine has 2 cores",
              f"torchrun --nproc-per-node 2 -m compiler train specs/default.yaml {SHORT}")),
-    _short("blockgraph train specs/resnet20_cifar.yaml -D classes=6 --epochs 30 --lr 0.2 --set warmup_epochs=2"),
+    ("blockgraph train specs/resnet20_cifar.yaml -D classes=6 --epochs 30 --lr 0.2 --set warmup_epochs=2",
+     StandIn("30 epochs of 10,000 images; the warm-up needs more than 2 epochs",
+             "blockgraph train specs/resnet20_cifar.yaml -D classes=6 --epochs 3 --lr 0.2 --set warmup_epochs=2 "
+             "--set train_size=32 --set val_size=16 --batch-size 16")),
     ("blockgraph train specs/default.yaml --dataset cifar10 --workers 4 --amp bf16",
      StandIn("needs a local copy of CIFAR-10 (nothing is downloaded; tests/data covers reading it): the same "
              "workers and bf16 on shapes", f"blockgraph train specs/default.yaml --workers 2 --amp bf16 {SHORT}")),
@@ -83,9 +86,9 @@ STAND_INS: dict[str, StandIn] = dict([
      StandIn("SPEC is any spec; cuda:1 needs a second GPU", f"blockgraph train specs/default.yaml --device cpu {SHORT}")),
     ("torchrun --nproc-per-node 4 -m compiler train specs/resnet50.yaml --dataset folder --set root=/data/imagenet "
      "--batch-size 1024 --workers 8 --amp bf16",
-     StandIn("4 GPUs and ImageNet: 2 CPU processes on a small image folder at 64x64",
-             "torchrun --nproc-per-node 2 -m compiler train specs/resnet50.yaml --dataset folder "
-             "--set root=imagefolder --set size=64 --batch-size 4 --workers 1 --amp bf16 --epochs 1")),
+     StandIn("4 GPUs and ImageNet: 2 CPU processes, a ResNet-18 on a small image folder of 3 classes",
+             "torchrun --nproc-per-node 2 -m compiler train specs/resnet18.yaml -D classes=3 --dataset folder "
+             "--set root=imagefolder --batch-size 4 --workers 1 --amp bf16 --epochs 1")),
     ("torchrun --nnodes 2 --nproc-per-node 8 --node-rank R --rdzv-backend c10d --rdzv-endpoint HOST:29500 "
      "--rdzv-id myrun -m compiler train specs/resnet50.yaml --dataset folder --set root=/data/imagenet "
      "--batch-size 2048 --run-dir /shared/runs/resnet50",
@@ -108,11 +111,13 @@ STAND_INS: dict[str, StandIn] = dict([
 
 # -- the files the pages use ------------------------------------------------------------------
 
-def _yaml_before(page: str, marker: str) -> str:
-    """The last ```yaml block of `page` before the first line containing `marker`."""
+def _yaml_before(page: str, marker: str, after: bool = False) -> str:
+    """The last ```yaml block of `page` before the first line containing `marker` (or, with
+    `after`, the first block after it)."""
     lines = (ROOT / page).read_text().splitlines()
     end = next(i for i, line in enumerate(lines) if marker in line)
-    start = max(i for i in range(end) if lines[i].strip() == "```yaml")
+    opening = [i for i, line in enumerate(lines) if line.strip() == "```yaml"]
+    start = min(i for i in opening if i > end) if after else max(i for i in opening if i < end)
     stop = next(i for i in range(start + 1, len(lines)) if lines[i].strip() == "```")
     return "\n".join(lines[start + 1:stop]) + "\n"
 
@@ -129,6 +134,18 @@ nodes:
 """cli.md's trillion.yaml: "two linears: 1,000,000 -> 1,000,000 -> 10"."""
 
 
+UNUSED = """\
+blockgraph: 1
+name: unused
+inputs: {x: [3, 16, 16], y: [8]}
+nodes:
+  - {id: a, op: conv, in: x, out: 8}
+  - {id: b, op: conv, in: x, out: 4}
+outputs: [a]
+"""
+"""cli.md's and spec-language.md's unused.yaml: a node and an input nothing reads."""
+
+
 def _my_yaml() -> str:
     """training.md's my.yaml: its `train:` example with the two mistakes the page reports, last
     (so they are at the lines the page shows)."""
@@ -141,7 +158,7 @@ def _my_yaml() -> str:
 def _files(copy: Path) -> None:
     (copy / "tiny.yaml").write_text(_yaml_before("README.md", "Each node reads the previous node's output"))
     (copy / "broken.yaml").write_text(_yaml_before("docs/spec-language.md", "blockgraph validate broken.yaml"))
-    (copy / "unused.yaml").write_text(_yaml_before("docs/spec-language.md", "Warnings do not stop anything"))
+    (copy / "unused.yaml").write_text(UNUSED)
     (copy / "trillion.yaml").write_text(TRILLION)
     (copy / "my.yaml").write_text(_my_yaml())
     (copy / "recipes").mkdir()
