@@ -223,7 +223,8 @@ def vars_panel(s: d.DesignerSession, base: d.Result) -> dict:
     sb.subheader("Vars")
     if base.spec is not None:
         s.base_vars = dict(base.spec.vars)
-    base_vars = s.base_vars
+        s.bound_vars = dict(base.spec.dataset_vars)
+    base_vars, bound = s.base_vars, s.bound_vars
     if not base_vars:
         sb.caption("This spec has no vars." if base.ok else "Fix the text to change vars.")
         return {}
@@ -240,7 +241,10 @@ def vars_panel(s: d.DesignerSession, base: d.Result) -> dict:
         if kind == "bool":
             current[name] = sb.checkbox(name, key=key)
         elif kind == "int":
-            current[name] = int(sb.number_input(name, step=1, key=key))
+            current[name] = int(sb.number_input(name, step=1, key=key, help=(
+                f"Bound to the dataset: training sets it to the dataset's {bound[name]} (this value, the "
+                "spec's default, is for the graph and summary); changing it here fixes it."
+                if name in bound else None)))
         elif kind == "float":
             current[name] = float(sb.number_input(name, step=0.01 if abs(value) < 1 else 0.1, format="%g", key=key))
         else:

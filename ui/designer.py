@@ -872,6 +872,8 @@ class DesignerSession:
     """The last view without errors: shown while the text is invalid."""
     base_vars: dict[str, Any] = field(default_factory=dict)
     """The vars as the text (last valid) defines them."""
+    bound_vars: dict[str, str] = field(default_factory=dict)
+    """Vars bound to the training dataset (name -> fact), from the last valid text."""
     var_widgets: dict[str, tuple] = field(default_factory=dict)
     """Var name -> the (type, value) its widget was last reset to."""
     messages: list[tuple[str, str]] = field(default_factory=list)
@@ -890,7 +892,7 @@ class DesignerSession:
         """Point the session at another text: forget var state and the last good view."""
         self.file, self.saved_text, self.source = file, text, source
         self.last_good = None
-        self.base_vars = {}
+        self.base_vars, self.bound_vars = {}, {}
         self.var_widgets = {}
 
     def flash(self, level: str, text: str) -> None:

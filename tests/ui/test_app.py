@@ -110,6 +110,13 @@ def test_yaml_syntax_error_is_located(app):
     assert any(e.startswith(f"line {n}, col ") and "invalid YAML" in e for e in errors(app)), errors(app)
 
 
+def test_a_var_bound_to_the_dataset_says_so_in_its_help(app):
+    classes = app.number_input(key="var:classes")
+    assert classes.value == 10  # the default, for the graph and summary
+    assert "Bound to the dataset" in (classes.help or "")
+    assert "Bound to the dataset" not in (app.number_input(key="var:width").help or "")
+
+
 def test_vars_panel_changes_the_count_not_the_text(app):
     width = app.number_input(key="var:width")
     assert width.value == 32
