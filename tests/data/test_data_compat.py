@@ -30,14 +30,29 @@ def problems(spec, info, **kwargs) -> list[compiler.Problem]:
     return err.value.errors
 
 
-def test_class_count_names_the_var_at_its_line():
+@pytest.fixture
+def fixed(tmp_path) -> Path:
+    """default.yaml with a fixed class count (10) instead of one bound to the dataset."""
+    path = tmp_path / "fixed.yaml"
+    path.write_text(DEFAULT.read_text().replace("classes: {dataset: classes, default: 10}", "classes: 10"))
+    assert path.read_text() != DEFAULT.read_text()
+    return path
+
+
+def test_class_count_names_the_var_at_its_line(fixed):
     _, shapes = build_dataset("shapes", "train", precompute=False)
-    [problem] = problems(compiler.load(DEFAULT), shapes)
+    [problem] = problems(compiler.load(fixed), shapes)
     assert problem.path == "vars.classes"
-    assert (problem.loc.line, problem.loc.col) == line_of(DEFAULT, "classes:")
+    assert (problem.loc.line, problem.loc.col) == line_of(fixed, "classes:")
     assert problem.message == ("the spec's output has 10 classes, the dataset 'shapes' has 6: "
-                               "set vars.classes to 6 (--var classes=6)")
-    assert str(problem).startswith(f"{DEFAULT}:{problem.loc.line}:")
+                               "set vars.classes to 6 (--var classes=6), or let the dataset set it: "
+                               "`classes: {dataset: classes, default: 10}`")
+    assert str(problem).startswith(f"{fixed}:{problem.loc.line}:")
+
+
+def test_a_class_count_bound_to_the_dataset_fits_any_dataset():
+    _, shapes = build_dataset("shapes", "train", precompute=False)
+    check_compatible(compiler.load(DEFAULT), shapes)
 
 
 def test_input_shape_message():
@@ -48,9 +63,9 @@ def test_input_shape_message():
                                "set inputs.image to [1, 28, 28] (or pass size=32 / channels=3)")
 
 
-def test_both_problems_at_once():
+def test_both_problems_at_once(fixed):
     info = DatasetInfo("mnist", 6, (1, 32, 32), list("abcdef"))
-    found = problems(compiler.analyze(compiler.load(DEFAULT)), info)
+    found = problems(compiler.analyze(compiler.load(fixed)), info)
     assert [p.path for p in found] == ["inputs.image", "vars.classes"]
     assert found[0].message.endswith("(or pass channels=3)")
 

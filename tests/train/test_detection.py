@@ -91,6 +91,6 @@ def test_yolo_head_classes_that_differ_from_the_dataset_are_reported_at_the_var(
                        batch_size=16, run_dir=tmp_path / "run")
     problem = err.value.first
     assert "predicts 5 classes" in problem.message and "has 6" in problem.message
-    assert "vars.classes" in problem.message
+    assert "the override --var classes=5 sets it: set it to 6 or leave it out" in problem.message
     text = YOLO.read_text().splitlines()
     assert text[problem.loc.line - 1].strip().startswith("classes:")

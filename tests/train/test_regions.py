@@ -159,6 +159,7 @@ def test_class_outputs_that_do_not_fit_the_dataset_are_reported_at_the_var(tmp_p
         compiler.train(SPECS["fast_rcnn_shapes"], quiet=True, vars={**SMALL, "classes": 4}, epochs=1,
                        train_size=16, val_size=8, batch_size=8, run_dir=tmp_path / "run")
     problem = err.value.first
-    assert "output 'cls'" in problem.message and "[5]" in problem.message and "vars.classes" in problem.message
+    assert "output 'cls'" in problem.message and "[5]" in problem.message
+    assert "the override --var classes=4 sets it: set it to 6 or leave it out" in problem.message
     line = SPECS["fast_rcnn_shapes"].read_text().splitlines()[problem.loc.line - 1]
     assert line.strip().startswith("classes:")
