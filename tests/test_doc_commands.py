@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from doc_commands import Command, commands
+from test_budget import TRILLION  # cli.md's trillion.yaml: two linears 1,000,000 -> 1,000,000 -> 10
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -120,18 +121,6 @@ def _yaml_before(page: str, marker: str, after: bool = False) -> str:
     start = min(i for i in opening if i > end) if after else max(i for i in opening if i < end)
     stop = next(i for i in range(start + 1, len(lines)) if lines[i].strip() == "```")
     return "\n".join(lines[start + 1:stop]) + "\n"
-
-
-TRILLION = """\
-blockgraph: 1
-name: trillion
-inputs:
-  x: [1000000]
-nodes:
-  - {id: fc1, op: linear, out: 1000000}
-  - {id: fc2, op: linear, out: 10}
-"""
-"""cli.md's trillion.yaml: "two linears: 1,000,000 -> 1,000,000 -> 10"."""
 
 
 UNUSED = """\
