@@ -19,9 +19,9 @@ Generated:
 - an input `x` of rank 1, 2 or 3 ([F], [C, L], [C, H, W]; channels 1-8, sizes 1-9 with 1 drawn
   more often, since one-pixel maps are where shape rules break), now and then a second input
   `y`, new inputs of the shapes one of the op's examples takes (sometimes with smaller sizes),
-  and a boxes input `rois: [R, 4]` (R = 1-3) as soon as a region
-  op (a block with `regions_input`: roi_align, roi_pool, crop_regions) is drawn; boxes are
-  valid boxes inside the image at run time;
+  and a boxes input `rois: [R, 4]` (R = 1-3) as soon as a region op (a block with
+  `regions_input`: roi_align, roi_pool, crop_regions) is drawn; at run time the boxes are
+  valid boxes inside the image;
 - 1-5 nodes: chains (reading the previous node), branches (reading any earlier value), merges
   (ops with no input limit: add, mul, concat, over 2-3 earlier values) and two-input ops
   (interpolate, crop, shortcut); composites (residual, inception, sequence, dense, dualpath ...)
