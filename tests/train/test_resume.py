@@ -42,16 +42,23 @@ def _start_slow(spec_file: Path, run_dir: Path, trace: Path) -> subprocess.Popen
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for_step(proc: subprocess.Popen, trace: Path, line: str, timeout: float = 90) -> None:
+def _signal_at_step(runs: dict[subprocess.Popen, tuple[Path, signal.Signals]], line: str,
+                    timeout: float = 90) -> None:
+    """Watch every run at once and signal each as soon as its trace shows step `line` (one run
+    watched after another could be past epoch 2 by the time its turn came)."""
+    waiting = dict(runs)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if trace.is_file() and line in trace.read_text().splitlines():
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended before step {line!r}: {proc.communicate()[1]}")
+    while waiting and time.monotonic() < deadline:
+        for proc, (trace, sig) in list(waiting.items()):
+            if trace.is_file() and line in trace.read_text().splitlines():
+                proc.send_signal(sig)
+                del waiting[proc]
+            elif proc.poll() is not None:
+                raise AssertionError(f"the run ended before step {line!r}: {proc.communicate()[1]}")
         time.sleep(0.02)
-    proc.kill()
-    raise AssertionError(f"step {line!r} not reached in {timeout} s")
+    for proc in waiting:
+        proc.kill()
+    assert not waiting, f"step {line!r} not reached in {timeout} s"
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -81,11 +88,10 @@ def test_killed_or_interrupted_in_epoch_2_then_resumed_gives_the_same_weights(sp
     step it was at: resume mid-epoch), two subprocesses side by side, while the reference run
     trains in this process."""
     killed, interrupted = tmp_path / "killed", tmp_path / "interrupted"
+    reference = request.getfixturevalue("reference")  # first: while it trains nothing watches the runs
     procs = {d: _start_slow(spec_file, d, tmp_path / f"{d.name}.trace") for d in (killed, interrupted)}
-    reference = request.getfixturevalue("reference")
-    for d, sig in ((killed, signal.SIGKILL), (interrupted, signal.SIGINT)):
-        _wait_for_step(procs[d], tmp_path / f"{d.name}.trace", "2 5")
-        procs[d].send_signal(sig)
+    _signal_at_step({procs[killed]: (tmp_path / "killed.trace", signal.SIGKILL),
+                     procs[interrupted]: (tmp_path / "interrupted.trace", signal.SIGINT)}, "2 5")
     procs[killed].communicate(timeout=60)
     out, err = procs[interrupted].communicate(timeout=60)
 
