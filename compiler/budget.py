@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Problem, SpecError
+from .formatting import human_bytes
 
 ENV = "BLOCKGRAPH_MAX_MEMORY"
 DEFAULT_FRACTION = 0.5
@@ -56,13 +57,6 @@ def parse_size(value: Any) -> int:
     if not math.isfinite(number) or number <= 0:
         raise ValueError(f"a memory budget must be a positive size, got {value!r}")
     return int(number)
-
-
-def fmt_bytes(n: float) -> str:
-    for suffix, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {suffix}"
-    return f"{int(n)} B"
 
 
 def available(device) -> tuple[int | None, str]:
@@ -124,7 +118,7 @@ def budget(device, max_memory: Any = None) -> tuple[int | None, str]:
     free, source = available(device)
     if free is None:
         return None, "available memory unknown"
-    return int(free * DEFAULT_FRACTION), f"half of the {fmt_bytes(free)} {source}"
+    return int(free * DEFAULT_FRACTION), f"half of the {human_bytes(free)} {source}"
 
 
 def _values(analysis) -> int:
@@ -173,10 +167,10 @@ def check_build(analysis, device, max_memory: Any = None, dtype=None) -> None:
     biggest = ""
     if row is not None:
         biggest = f"; the largest is node {row.id!r} ({row.params + row.buffers:,} values, " \
-                  f"{fmt_bytes((row.params + row.buffers) * 4)})"
-    message = (f"building {spec.name} on {device} needs about {fmt_bytes(need)} "
+                  f"{human_bytes((row.params + row.buffers) * 4)})"
+    message = (f"building {spec.name} on {device} needs about {human_bytes(need)} "
                f"({analysis.params:,} parameters + {analysis.buffers:,} buffer values, float32){biggest}: "
-               f"more than the memory budget of {fmt_bytes(limit)} ({how}); {HOW_TO_RAISE}")
+               f"more than the memory budget of {human_bytes(limit)} ({how}); {HOW_TO_RAISE}")
     if node is not None:
         raise BudgetError(Problem(node.loc, message, node.path))
     from .errors import Loc
@@ -185,4 +179,4 @@ def check_build(analysis, device, max_memory: Any = None, dtype=None) -> None:
 
 
 __all__ = ["BudgetError", "ENV", "available", "budget", "check_build", "estimate_build", "estimate_train",
-           "explicit_budget", "fmt_bytes", "parse_size"]
+           "explicit_budget", "parse_size"]

@@ -13,6 +13,7 @@ import sys
 from typing import Any, Sequence
 
 from .errors import Loc, Problem, SpecError
+from .formatting import human_bytes, human_count
 
 
 def _parse_var(text: str) -> tuple[str, Any]:
@@ -159,20 +160,6 @@ def _cmd_validate(args) -> int:
     return status
 
 
-def _human(n: float, unit: str = "") -> str:
-    for suffix, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{suffix}{unit}"
-    return f"{n:.0f}{unit}"
-
-
-def _bytes(n: int) -> str:
-    for suffix, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.2f} {suffix}"
-    return f"{n} B"
-
-
 def format_summary(analysis, depth: int | None = None) -> str:
     from .analysis import collapse
 
@@ -184,8 +171,8 @@ def format_summary(analysis, depth: int | None = None) -> str:
         shape = "x".join(map(str, u.shape)) + ("*" if measured & set(u.members) else "")
         if u.regions != 1:  # after roi_align & co.: R rows of this shape per image
             shape = f"{u.regions} x {shape}"
-        rows.append((label, u.op, shape, f"{u.params:,}", _human(u.macs), str(u.rf), str(u.jump),
-                     _bytes(u.activation_bytes)))
+        rows.append((label, u.op, shape, f"{u.params:,}", human_count(u.macs), str(u.rf), str(u.jump),
+                     human_bytes(u.activation_bytes)))
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     right = {3, 4, 5, 6, 7}
 
@@ -201,12 +188,12 @@ def format_summary(analysis, depth: int | None = None) -> str:
     if measured:
         out.append("* shape and MACs measured by a trial run on the meta device (the block has no shape rule)")
     out.append(f"parameters: {analysis.params:,} trainable, {analysis.buffers:,} in buffers")
-    out.append(f"MACs: {analysis.macs:,} ({_human(analysis.macs)}) per sample")
+    out.append(f"MACs: {analysis.macs:,} ({human_count(analysis.macs)}) per sample")
     per_region = max((n.regions for n in analysis.nodes), default=1)
     if per_region != 1:
         out.append(f"R x SHAPE: one row per region, R = the declared boxes per image; MACs and memory "
                    f"count all {per_region} regions of an image")
-    out.append(f"weights: {_bytes(analysis.weight_bytes)}; activations: {_bytes(analysis.activation_bytes)} "
+    out.append(f"weights: {human_bytes(analysis.weight_bytes)}; activations: {human_bytes(analysis.activation_bytes)} "
                f"at batch {analysis.batch}, {analysis.dtype}")
     return "\n".join(out)
 

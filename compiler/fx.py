@@ -23,6 +23,7 @@ from torch import nn
 
 from . import init as init_policies
 from .analysis import analyze
+from .blocks import registry
 from .budget import check_build
 from .draws import CallRecorder, Draws, base_seed
 from .errors import SpecError
@@ -100,7 +101,7 @@ def _records_safely(block) -> bool:
     """Whether the block's constructor may have its torch.nn.init draws recorded: built-in
     blocks build torch.nn layers, whose draws are their last word on a tensor; a plugin's
     constructor may do anything with its tensors, so it runs as written."""
-    return type(block).__module__.startswith("compiler.")
+    return registry.is_built_in(type(block))
 
 
 def _class_name(spec_name: str) -> str:

@@ -87,7 +87,7 @@ def _node_keys(defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ops(plugins: bool) -> list[str]:
-    return [op for op in registry.names() if plugins or registry.get(op).__module__.startswith("compiler.")]
+    return [op for op in registry.names() if plugins or registry.is_built_in(op)]
 
 
 def json_schema(plugins: bool = False) -> dict[str, Any]:

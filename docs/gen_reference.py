@@ -220,7 +220,7 @@ def scaling_table() -> str:
         cls = registry.get(op)
         width = [f for f in getattr(cls, "width_fields", ()) if f in cls.model_fields]
         depth = [f for f in getattr(cls, "depth_fields", ()) if f in cls.model_fields]
-        if (width or depth) and cls.__module__.startswith("compiler.blocks."):
+        if (width or depth) and registry.is_built_in(cls):
             rows.append(f"| `{op}` | {', '.join(f'`{f}`' for f in width) or '—'} | "
                         f"{', '.join(f'`{f}`' for f in depth) or '—'} |")
     return "\n".join(rows)
@@ -278,7 +278,7 @@ def missing_ops(text: str) -> list[str]:
     text of docs/blocks.md)."""
     from compiler.blocks import registry
 
-    return [op for op in registry.names() if registry.get(op).__module__.startswith("compiler.blocks.")
+    return [op for op in registry.names() if registry.is_built_in(op)
             and (f"### `{op}`" not in text or f"<!-- table: op {op} -->" not in text)]
 
 

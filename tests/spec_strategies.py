@@ -55,9 +55,10 @@ from pydantic import BaseModel, ValidationError
 import compiler
 from compiler import ShapeError, SpecError
 from compiler.blocks import REGISTRY, Composite
+from compiler.blocks.registry import is_built_in
 from fuzz_strategies import located
 
-OPS = sorted(op for op, cls in REGISTRY.items() if cls.__module__.startswith("compiler.blocks."))
+OPS = sorted(op for op, cls in REGISTRY.items() if is_built_in(cls))
 SIMPLE = [op for op in OPS if not issubclass(REGISTRY[op], Composite) and REGISTRY[op].max_inputs == 1]
 MERGES = [op for op in OPS if not issubclass(REGISTRY[op], Composite) and REGISTRY[op].max_inputs is None]
 BATCH = 2

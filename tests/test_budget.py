@@ -17,6 +17,7 @@ import torch
 import compiler
 from compiler import budget
 from compiler.budget import BudgetError, parse_size
+from compiler.formatting import human_bytes
 from compiler.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,7 +124,7 @@ def test_the_environment_sets_the_budget_and_max_memory_overrides_it(monkeypatch
 def test_the_default_budget_is_half_the_available_memory(monkeypatch):
     monkeypatch.setattr(budget, "available", lambda device: (3 * RESNET20_BYTES // 2, "test memory"))
     limit, how = budget.budget(torch.device("cpu"))
-    assert limit == 3 * RESNET20_BYTES // 4 and how == f"half of the {budget.fmt_bytes(3 * RESNET20_BYTES // 2)} test memory"
+    assert limit == 3 * RESNET20_BYTES // 4 and how == f"half of the {human_bytes(3 * RESNET20_BYTES // 2)} test memory"
     with pytest.raises(BudgetError, match="half of the"):
         compiler.build(RESNET20)
     monkeypatch.setattr(budget, "available", lambda device: (None, ""))

@@ -169,7 +169,7 @@ def test_yaml_example(where, line, block, monkeypatch):
 
 def _builtin_ops() -> list[str]:
     """Registered ops defined in compiler.blocks (not plugins another test may have loaded)."""
-    return [op for op in registry.names() if registry.get(op).__module__.startswith("compiler.blocks.")]
+    return [op for op in registry.names() if registry.is_built_in(op)]
 
 
 def _gen():

@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
+from compiler.formatting import human_bytes, human_count  # noqa: E402
 from ui import designer as d  # noqa: E402
 from ui import editor as ed  # noqa: E402
 from ui.templates import FILE_NAMES, TEMPLATES  # noqa: E402
@@ -270,10 +271,10 @@ def metrics(view: d.View, base: d.Result | None, stale: bool) -> None:
 
     cols[0].metric("Parameters", f"{a.params:,}", delta(a.params, b.params if b else None, lambda x: f"{x:+,}"),
                    help=f"trainable; plus {a.buffers:,} in buffers" + (" (last valid version)" if stale else ""))
-    cols[1].metric("MACs per sample", d.human(a.macs), delta(a.macs, b.macs if b else None, lambda x: f"{x:+,}"),
+    cols[1].metric("MACs per sample", human_count(a.macs), delta(a.macs, b.macs if b else None, lambda x: f"{x:+,}"),
                    help=f"{a.macs:,} multiply-accumulates")
-    cols[2].metric("Weights", d.human_bytes(a.weight_bytes), help=f"parameters + buffers as {a.dtype}")
-    cols[3].metric("Activations", d.human_bytes(a.activation_bytes),
+    cols[2].metric("Weights", human_bytes(a.weight_bytes), help=f"parameters + buffers as {a.dtype}")
+    cols[3].metric("Activations", human_bytes(a.activation_bytes),
                    help=f"sum of every node's output at batch {a.batch}, {a.dtype}")
 
 
@@ -353,8 +354,8 @@ def summary_tab(shown: d.View | None) -> None:
     })
     st.markdown(
         f"**parameters:** {a.params:,} trainable, {a.buffers:,} in buffers  \n"
-        f"**MACs:** {a.macs:,} ({d.human(a.macs)}) per sample  \n"
-        f"**weights:** {d.human_bytes(a.weight_bytes)}; **activations:** {d.human_bytes(a.activation_bytes)} "
+        f"**MACs:** {a.macs:,} ({human_count(a.macs)}) per sample  \n"
+        f"**weights:** {human_bytes(a.weight_bytes)}; **activations:** {human_bytes(a.activation_bytes)} "
         f"at batch {a.batch}, {a.dtype}")
     st.caption(f"Rows at depth {shown.depth}: repeats, composite and user blocks deeper than that are one row "
                "with their totals (change the depth in the sidebar).")
@@ -558,7 +559,7 @@ def onnx_section(s: d.DesignerSession, result: d.Result, overrides: dict) -> Non
                 st.session_state["onnx_export"] = {"key": wanted, "data": data, "name": name}
     built = st.session_state.get("onnx_export")
     if built is not None and built["key"] == wanted:
-        st.download_button(f"Download ONNX ({d.human_bytes(len(built['data']))})", data=built["data"],
+        st.download_button(f"Download ONNX ({human_bytes(len(built['data']))})", data=built["data"],
                            file_name=f"{built['name']}.onnx", mime="application/octet-stream", key="download_onnx",
                            on_click="ignore")
         st.caption("Checked in onnxruntime at batch 1 and 3 against the PyTorch module; inputs and outputs are named "

@@ -39,6 +39,7 @@ import compiler
 from compiler import Problem, SpecError
 from compiler.analysis import Analysis, Unit, collapse
 from compiler.errors import Loc
+from compiler.formatting import human_bytes
 from ui.problems import (UNTITLED, in_text, problem_title, quote_lines, quote_problem,  # noqa: F401
                          short_path, source_name)
 
@@ -187,25 +188,6 @@ def svg_of(dot: str) -> bytes:
     import graphviz
 
     return graphviz.Source(dot).pipe(format="svg")
-
-
-def human(n: float) -> str:
-    """1234567 -> '1.23M' (MACs and counts in tables and metrics)."""
-    for suffix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{suffix}"
-    return f"{n:g}"
-
-
-def human_bytes(n: int) -> str:
-    """Bytes as the CLI prints them: '256 B', '3.06 MiB'."""
-    if n < 1024:
-        return f"{n} B"
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        n /= 1024
-        if n < 1024 or unit == "TiB":
-            return f"{n:.2f} {unit}"
-    return f"{n:.2f} TiB"  # pragma: no cover
 
 
 def shape_text(shape) -> str:

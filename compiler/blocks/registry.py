@@ -24,3 +24,10 @@ def get(name: str) -> type[Block] | type[Composite] | None:
 
 def names() -> list[str]:
     return sorted(REGISTRY)
+
+
+def is_built_in(op_or_class: str | type) -> bool:
+    """Whether an op (a name or its class) ships with blockgraph, as opposed to a plugin's:
+    docs, the JSON Schema and the palette list only these; plugin constructors run as written."""
+    cls = REGISTRY.get(op_or_class) if isinstance(op_or_class, str) else op_or_class
+    return cls is not None and cls.__module__.startswith("compiler.")

@@ -67,10 +67,3 @@ def estimate_bytes(analysis) -> tuple[int, int, int]:
     weights = analysis.weight_bytes * 4
     acts = analysis.activation_bytes * 2
     return weights + acts, weights, acts
-
-
-def fmt_bytes(n: float) -> str:
-    for suffix, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {suffix}"
-    return f"{int(n)} B"

@@ -36,7 +36,8 @@ from ..errors import Loc, Problem, SpecError
 from . import checkpoint as ckpt
 from .config import Source, TrainConfig, cli_source, config_problem, file_source, resolve_config, \
     spec_source
-from .device import estimate_bytes, fmt_bytes, free_memory, pick_device
+from ..formatting import human_bytes
+from .device import estimate_bytes, free_memory, pick_device
 from ..budget import explicit_budget
 from .distributed import Dist, detect, init
 from .metrics import MetricsLog
@@ -417,12 +418,12 @@ class _Run:
         if need * sharing > budget:
             per = f" per process, x{sharing} processes" if sharing > 1 else ""
             limit = (f"the budget ({cap[1]})" if cap else
-                     f"memory_budget {cfg.memory_budget:g} x {fmt_bytes(free)} ({source})")
+                     f"memory_budget {cfg.memory_budget:g} x {human_bytes(free)} ({source})")
             raise TrainError(
-                f"{self.spec.name} needs about {fmt_bytes(need * sharing)} to train at batch {self.batch}{per} "
-                f"(weights, gradients and optimizer state {fmt_bytes(weights)} + activations {fmt_bytes(acts)}), "
+                f"{self.spec.name} needs about {human_bytes(need * sharing)} to train at batch {self.batch}{per} "
+                f"(weights, gradients and optimizer state {human_bytes(weights)} + activations {human_bytes(acts)}), "
                 f"more than {limit} = "
-                f"{fmt_bytes(budget)} on {self.device}: lower batch_size, use a smaller spec or raise "
+                f"{human_bytes(budget)} on {self.device}: lower batch_size, use a smaller spec or raise "
                 + ("--max-memory / BLOCKGRAPH_MAX_MEMORY" if cap else "memory_budget"))
 
     def _data(self) -> None:

@@ -13,8 +13,9 @@ import yaml
 import compiler
 from compiler import SpecError
 from compiler.blocks import REGISTRY, Block, Composite
+from compiler.blocks.registry import is_built_in
 
-BUILT_IN = {op: cls for op, cls in sorted(REGISTRY.items()) if cls.__module__.startswith("compiler.")}
+BUILT_IN = {op: cls for op, cls in sorted(REGISTRY.items()) if is_built_in(cls)}
 RANKED = [op for op, cls in BUILT_IN.items() if cls.ranks is not None]
 SHAPES = {1: (4,), 2: (4, 6), 3: (4, 6, 6), 4: (4, 6, 6, 6)}
 

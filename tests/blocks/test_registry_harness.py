@@ -12,9 +12,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import compiler
 from compiler.blocks import REGISTRY
+from compiler.blocks.registry import is_built_in
 from compiler.detection.proposals import random_boxes
 
-BUILT_IN = {op: cls for op, cls in REGISTRY.items() if cls.__module__.startswith("compiler.")}
+BUILT_IN = {op: cls for op, cls in REGISTRY.items() if is_built_in(cls)}
 CASES = [pytest.param(op, args, shapes, id=f"{op}-{i}")
          for op, cls in sorted(BUILT_IN.items()) for i, (args, shapes) in enumerate(cls.examples)]
 
