@@ -15,6 +15,7 @@ import copy
 import json
 from typing import Any
 
+from . import params
 from .blocks import registry
 from .init import InitPolicy, NodeInit
 from .spec import ID_PATTERN, BlockDef, Scaling, SpecDocument
@@ -99,8 +100,7 @@ def json_schema(plugins: bool = False) -> dict[str, Any]:
     ops = _ops(plugins)
     for op in ops:
         cls = registry.get(op)
-        schema = _model_schema(cls, defs)
-        props = {**common, **schema.get("properties", {})}
+        props = {**common, **params.json_properties(cls, defs)}
         props["op"] = {"const": op, "description": (cls.__doc__ or "").strip().split("\n")[0]}
         defs[f"op_{op}"] = {"type": "object", "title": op, "description": _summary(cls), "properties": props,
                             "required": ["op"],  # other arguments may come from `defaults:`

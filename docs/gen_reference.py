@@ -9,8 +9,9 @@ The tables live between marker comments in the markdown and are committed as pla
     ...generated rows...
     <!-- end table -->
 
-Each row is built from the pydantic field: its name, its type (annotation and bounds), its
-default and its attribute docstring (the models use `use_attribute_docstrings=True`). A link to
+Each row is built from a parameter as compiler.params reads it (the reader the JSON Schema
+and the designer's palette use too): its name, its type (annotation and bounds), its default
+and its attribute docstring (the models use `use_attribute_docstrings=True`). A link to
 an option model's section is relative to the page the table is on (`#act-options` on
 spec-language.md, `spec-language.md#act-options` on blocks.md).
 
@@ -40,11 +41,12 @@ from typing import Any
 
 import annotated_types
 from pydantic import BaseModel
-from pydantic_core import PydanticUndefined
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from compiler.params import Param, parameters  # noqa: E402
 
 SPEC_DOC = ROOT / "docs" / "spec-language.md"
 BLOCKS_DOC = ROOT / "docs" / "blocks.md"
@@ -160,26 +162,21 @@ def _yaml(value: Any) -> str:
     return str(value)
 
 
-def default_text(field) -> str:
-    if field.is_required():
-        return "required"
-    default = field.default
-    if default is PydanticUndefined and field.default_factory is not None:
-        default = field.default_factory()
-    return f"`{_yaml(default)}`"
+def default_text(param: Param) -> str:
+    return "required" if param.required else f"`{_yaml(param.default)}`"
 
 
 def _cell(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().replace("|", "\\|")
 
 
-def table(model: type[BaseModel], skip: tuple[str, ...] = ("op",), page: str = SPEC_DOC.name) -> str:
+def table(model: type[BaseModel], page: str = SPEC_DOC.name) -> str:
+    """The parameter table of a block (its `op` key aside) or an options model, read by
+    compiler.params (the reader the JSON Schema and the designer's palette use too)."""
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
-    for name, field in model.model_fields.items():
-        if name in skip:
-            continue
-        rows.append(f"| `{name}` | {_cell(type_text(field.annotation, field.metadata, page))} | "
-                    f"{_cell(default_text(field))} | {_cell(field.description or '')} |")
+    for param in parameters(model):
+        rows.append(f"| `{param.name}` | {_cell(type_text(param.annotation, list(param.metadata), page))} | "
+                    f"{_cell(default_text(param))} | {_cell(param.description)} |")
     if len(rows) == 2:
         return "This op has no parameters."
     return "\n".join(rows)
@@ -247,7 +244,7 @@ def render(text: str, page: str = SPEC_DOC.name) -> str:
             else:
                 body = input_line(cls) + "\n\n" + table(cls, page=page)
         else:
-            body = table(_model(name), skip=(), page=page)
+            body = table(_model(name), page=page)
         return f"<!-- table: {kind} {name} -->\n{body}\n<!-- end table -->"
 
     return FILE_MARKER.sub(_quote_file, MARKER.sub(replace, text))
