@@ -4,6 +4,7 @@ DesignerSession (created on the first run from the spec named on the command lin
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
 import streamlit as st
 
@@ -34,3 +35,20 @@ def forget_widgets(prefix: str) -> None:
     """Drop the widget values whose keys start with `prefix` (their widgets start afresh)."""
     for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
         del st.session_state[key]
+
+
+def live(job: d.TrainJob, draw: Callable[[], None]) -> None:
+    """Draw `draw()` in a fragment that redraws itself every second while `job` runs (the
+    Train and Sweep tabs' progress). Each redraw beats the job's heartbeat: a closed browser tab
+    stops beating, and its run stops (TrainJob.should_stop). When the run ends, the whole page
+    reruns once (history, Resume, Export's weights) and the polling stops."""
+    polling = job.running
+
+    @st.fragment(run_every=1.0 if polling else None)
+    def fragment():
+        job.beat()
+        if polling and not job.running:
+            st.rerun()
+        draw()
+
+    fragment()

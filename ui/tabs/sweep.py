@@ -67,13 +67,8 @@ def sweep_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
     if sweep is None:
         st.caption("No sweep yet in this session.")
         return
-    polling = job.running
 
-    @st.fragment(run_every=1.0 if polling else None)
-    def live():
-        job.beat()  # a closed tab stops beating, and the sweep stops (TrainJob.should_stop)
-        if polling and not job.running:
-            st.rerun()  # the sweep ended: redraw once more, stop polling
+    def draw():
         status = ("stopping" if job.stop_requested else "running") if job.running else (
             "stopped" if any(p.state == "stopped" for p in sweep.points) else "done")
         st.write(f"**{sweep.label}**: `{sweep.var}` over {', '.join(map(str, sweep.values))}, "
@@ -94,7 +89,7 @@ def sweep_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
             st.button("Stop sweep", key="sweep_stop", on_click=job.cancel)
         sweep_chart(sweep)
 
-    live()
+    state.live(job, draw)
 
 
 def sweep_chart(sweep) -> None:

@@ -55,14 +55,8 @@ def train_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
         st.caption("No run yet in this session.")
         return
 
-    polling = job.running
-
-    @st.fragment(run_every=1.0 if polling else None)
-    def live():
-        job.beat()  # the heartbeat: a closed tab stops beating, and its run stops (TrainJob.should_stop)
+    def draw():
         tp.sync(job, current)
-        if polling and not job.running:
-            st.rerun()  # the run ended: redraw the whole tab (history, Resume, Export's weights), stop polling
         st.write(f"**{current.label}** ({current.spec_name}): **{current.state}**")
         p = current.progress
         if p.get("epochs") and p.get("steps"):
@@ -81,7 +75,7 @@ def train_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
         elif current.state == "stopped":
             st.button("Resume", key="train_resume", on_click=lambda: tp.resume(job, current))
 
-    live()
+    state.live(job, draw)
     train_history(runs)
     if not job.running and current.weights.is_file():
         train_evaluation(current)
