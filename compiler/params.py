@@ -53,11 +53,13 @@ class Param:
     Literal values, the `kind` names of an options model that also accepts a bare name
     (act, norm), or true/false with Literal values (`bool | Literal["auto"]`); else empty."""
     minimum: int | float | None = None
-    """Inclusive lower bound (`ge`); an integer `gt` counts as gt + 1."""
+    """Inclusive lower bound (`ge`; on an integer parameter also `gt` + 1)."""
     exclusive_minimum: int | float | None = None
-    """`gt` bound that is not an integer (a float > 0)."""
+    """`gt` bound of a parameter that is not an integer (a float > 0)."""
     maximum: int | float | None = None
     """Inclusive upper bound (`le`)."""
+    exclusive_maximum: int | float | None = None
+    """`lt` bound."""
 
 
 def strip_annotated(annotation: Any) -> Any:
@@ -110,19 +112,23 @@ def _choices(rest: list[Any]) -> tuple:
     return ()
 
 
-def _bounds(constraints: list[Any]) -> dict[str, Any]:
+def _bounds(constraints: list[Any], integer: bool) -> dict[str, Any]:
+    """minimum, exclusive_minimum, maximum, exclusive_maximum; on an integer parameter,
+    `gt=n` is `minimum=n + 1` (what a number input needs)."""
     out: dict[str, Any] = {}
     for m in constraints:
         if getattr(m, "ge", None) is not None:
             out.setdefault("minimum", m.ge)
         gt = getattr(m, "gt", None)
         if gt is not None:
-            if isinstance(gt, int) and not isinstance(gt, bool):
+            if integer and isinstance(gt, int) and not isinstance(gt, bool):
                 out.setdefault("minimum", gt + 1)
             else:
                 out.setdefault("exclusive_minimum", gt)
         if getattr(m, "le", None) is not None:
             out.setdefault("maximum", m.le)
+        if getattr(m, "lt", None) is not None:
+            out.setdefault("exclusive_maximum", m.lt)
     return out
 
 
@@ -141,7 +147,7 @@ def _read(name: str, info, example: dict[str, Any]) -> Param:
                  example=example.get(name, NO_EXAMPLE),
                  json_type=_JSON_TYPES.get(single) if isinstance(single, type) else None,
                  nullable=nullable, choices=_choices(rest),
-                 **_bounds(_constraints(info.annotation, tuple(info.metadata))))
+                 **_bounds(_constraints(info.annotation, tuple(info.metadata)), integer=single is int))
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,7 +1,7 @@
 """The designer's Sweep tab without Streamlit: train a spec briefly at a few values of one var
 and compare accuracy with parameters and MACs.
 
-A sweep runs in a `TrainJob` (ui/designer.py) like the Train tab's runs: `run_sweep` is the
+A sweep runs in a `TrainJob` (ui/designer/jobs.py) like the Train tab's runs: `run_sweep` is the
 job's target, a daemon thread that never calls st.*. It fills the `Sweep` object the page
 keeps in session state: one `Point` per value, in order, each first measured with
 `compiler.analyze` (parameters, MACs) and then trained with `compiler.train` (same seed, same
