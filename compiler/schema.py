@@ -18,7 +18,8 @@ from typing import Any
 from . import params
 from .blocks import registry
 from .init import InitPolicy, NodeInit
-from .spec import ID_PATTERN, BlockDef, Scaling, SpecDocument
+from .spec import BlockDef, Scaling, SpecDocument
+from .spec.node_keys import node_keys_schema
 
 SCHEMA_ID = "https://blockgraph.dev/schema/blockgraph-1.schema.json"
 EXPRESSION = {"type": "string", "pattern": r"\$", "description": "an expression over $vars, e.g. $width * 2"}
@@ -72,19 +73,9 @@ def _accept_names(defs: dict[str, Any]) -> None:
 
 
 def _node_keys(defs: dict[str, Any]) -> dict[str, Any]:
+    """The keys every node may carry, from the one model of them (compiler.spec.NodeKeys)."""
     defs.update({"NodeInit": copy.deepcopy(_model_schema(NodeInit, defs))})
-    return {
-        "op": {"type": "string", "description": "The op: a built-in block, a user block under `blocks:` or a plugin's."},
-        "id": {"type": "string", "pattern": f"^{ID_PATTERN.pattern}$",
-               "description": "The node's name (default: the op and a number, e.g. conv3)."},
-        "in": {"description": "The node(s) or input(s) this node reads (default: the previous node).",
-               "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
-        "repeat": {"type": "integer", "minimum": 0, "description": "Stack this many copies (ids id.0, id.1, ...)."},
-        "first": {"type": "object", "description": "Arguments that differ in the first copy of a repeat."},
-        "init": {"$ref": "#/$defs/NodeInit"},
-        "when": {"type": "boolean", "description": "Leave the node out when false (e.g. when: $aux)."},
-        "scalable": {"type": "boolean", "description": "false: `scaling:` leaves this node's widths alone."},
-    }
+    return node_keys_schema()
 
 
 def _ops(plugins: bool) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..suggest import closest, did_you_mean
+from ..spec.messages import did_you_mean, suggestion
 
 __all__ = ["DatasetError", "DatasetInfo", "build_dataset", "check_compatible", "data_root", "dataset_names",
            "detection_collate"]
@@ -85,7 +85,7 @@ def build_dataset(name: str, split: str, *, size: int | tuple[int, int] | None =
     key = str(name).lower()
     key = ALIASES.get(key, key)
     if key not in NAMES:
-        close = closest(key, NAMES + tuple(ALIASES))
+        close = suggestion(key, NAMES + tuple(ALIASES), synonyms=None)
         hint = f"; did you mean {ALIASES.get(close, close)!r}?" if close else ""
         raise DatasetError(f"unknown dataset {name!r}{hint} (known: {', '.join(NAMES)})")
     if split not in SPLITS:
@@ -152,7 +152,7 @@ def _size(size) -> tuple[int, int] | None:
 def _only(name: str, options: dict, allowed: tuple[str, ...], also: tuple[str, ...] = ()) -> None:
     for key in options:
         if key not in allowed:
-            hint = did_you_mean(key, allowed + also)
+            hint = did_you_mean(key, allowed + also, synonyms=None)
             takes = ", ".join(("size", "channels") + also + allowed)
             raise DatasetError(f"dataset {name!r} has no option {key!r}{hint} (it takes {takes})")
 

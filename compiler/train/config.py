@@ -163,7 +163,7 @@ def spec_source(spec) -> Source:
     """The `train:` section of a loaded spec (an empty one when it has none). Top-level values
     may use the spec's vars like any argument: `epochs: $epochs`, `lr: $base_lr * 2`."""
     from .. import expr
-    from ..spec import _WHOLE_VAR
+    from ..spec import whole_var
 
     doc = getattr(spec, "document", None)
     data = doc.data.get("train", {}) if doc is not None and isinstance(doc.data, dict) else {}
@@ -176,13 +176,13 @@ def spec_source(spec) -> Source:
             if not expr.is_expression(value):
                 continue
             try:
-                whole = _WHOLE_VAR.fullmatch(value)
-                if whole:
-                    if whole.group(1) not in spec.vars:
-                        raise expr.ExprError(f"unknown variable ${whole.group(1)}"
+                name = whole_var(value)
+                if name is not None:
+                    if name not in spec.vars:
+                        raise expr.ExprError(f"unknown variable ${name}"
                                              + (f" (the spec defines: {', '.join(spec.vars)})" if spec.vars else
                                                 " (the spec defines no vars)"))
-                    values[key] = spec.vars[whole.group(1)]
+                    values[key] = spec.vars[name]
                 else:
                     values[key] = expr.evaluate(value, dict(spec.vars))
             except expr.ExprError as exc:
@@ -263,18 +263,17 @@ SYNONYMS = {
 
 
 def suggest(key: str) -> str:
-    """'; did you mean ...?' for a close train key (compiler/suggest.py's rule), else ''."""
-    from ..suggest import did_you_mean
+    """'; did you mean ...?' for a close train key (the message catalogue's rule), else ''."""
+    from ..spec.messages import did_you_mean
 
     return did_you_mean(key, FIELDS, SYNONYMS)
 
 
 def _message(err: dict) -> str:
-    from ..spec import pydantic_message
+    from ..spec.messages import pydantic_message, unknown_key
 
     if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
-        key = err["loc"][-1]
-        return f"unknown key {key!r} in train{suggest(key)} (allowed: {', '.join(FIELDS)})"
+        return unknown_key(err["loc"][-1], "in train", FIELDS, SYNONYMS)
     if err["type"] == "greater_than" and len(err["loc"]) == 1:
         annotation = str(TrainConfig.model_fields[err["loc"][0]].annotation)
         if "float" in annotation:

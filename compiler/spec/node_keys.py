@@ -1,0 +1,61 @@
+"""The keys every node may carry besides its op's own arguments, as one pydantic model.
+
+`NodeKeys` is the single statement of them: the loader takes `NODE_KEYS` from it to tell a
+node's own keys from its op's arguments (and to refuse them as parameter names), the JSON
+Schema (compiler/schema.py) takes each key's type and description from it, and the docs test
+checks the node-keys table of docs/spec-language.md against it. The loader does not validate a
+node with this model: a node's keys may be `$expressions` and each has its own message, so
+`compiler.spec.heads` reads them one by one, keeping to these types and bounds.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..init import NodeInit
+from .document import ID_PATTERN
+
+MAX_REPEAT = 10_000
+
+
+class NodeKeys(BaseModel):
+    """What a node says about itself rather than about its op."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, use_attribute_docstrings=True)
+
+    op: str
+    """The op: a built-in block, a user block under `blocks:` or a plugin's."""
+    id: str = Field(None, pattern=f"^{ID_PATTERN.pattern}$")
+    """The node's name (default: the op and a number, e.g. conv3)."""
+    inputs: str | Annotated[list[str], Field(min_length=1)] = Field(None, alias="in")
+    """The node(s) or input(s) this node reads (default: the previous node)."""
+    repeat: int = Field(1, ge=0)
+    """Stack this many copies (ids id.0, id.1, ...)."""
+    first: dict[str, Any] = None
+    """Arguments that differ in the first copy of a repeat."""
+    init: NodeInit = None
+    """Initialisation of this node's weights, overriding the spec's `init:`."""
+    when: bool = True
+    """Leave the node out when false (e.g. when: $aux)."""
+    scalable: bool = True
+    """false: `scaling:` leaves this node's widths alone."""
+
+
+NODE_KEYS = tuple(field.alias or name for name, field in NodeKeys.model_fields.items())
+"""Keys every node may carry besides its op's own arguments, as written in YAML."""
+
+
+def node_keys_schema() -> dict[str, dict[str, Any]]:
+    """Each node key's JSON Schema (type, bounds, description), by its YAML name; `$defs` the
+    keys refer to (NodeInit) are left to the caller, which adds the model itself. Titles,
+    defaults, `additionalProperties: true` and the text beside a `$ref` say nothing a
+    validator reads, and are left out (the referred model describes itself)."""
+    schema = NodeKeys.model_json_schema(ref_template="#/$defs/{model}", by_alias=True)
+    keys = {}
+    for name, prop in schema["properties"].items():
+        keys[name] = {k: v for k, v in prop.items() if k not in ("title", "default")
+                      and not (k == "additionalProperties" and v is True)
+                      and not (k == "description" and "$ref" in prop)}
+    return keys
