@@ -3,11 +3,11 @@
 Quotes make a YAML value text. Pydantic's lax mode (which blockgraph keeps, so that `$w / 2`
 giving 32.0 fills an integer field and `k: [3, 1]` a tuple) would also turn the text "16" into
 16 and "true" into True, so a spec would mean one thing to blockgraph and another to every
-other tool reading its YAML (and the designer's forms). spec.py validates as before and then
-asks `quoted_values` where the input held text that came out as a number or a boolean; each
-place becomes an error with its fix (`expected an integer, got the text "16": write 16 without
-quotes`). `unquote_hint` words the same fix for the checks spec.py makes by hand (input
-sizes, `repeat`, `when`, block parameters).
+other tool reading its YAML (and the designer's forms). The loader (compiler/spec/) validates
+as before and then asks `quoted_values` where the input held text that came out as a number or
+a boolean; each place becomes an error with its fix (`expected an integer, got the text "16":
+write 16 without quotes`). `unquote_hint` words the same fix for the checks the loader makes by
+hand (input sizes, `repeat`, `when`, block parameters).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def _field_adapter(model: type[BaseModel], name: str) -> TypeAdapter:
 
 def unquote_hint(value: Any, want: type) -> str:
     """': write 16 without quotes' when `value` is text that reads as a `want` (int, float or
-    bool), else '' (for the checks spec.py makes itself: input sizes, repeat, when, parameters)."""
+    bool), else '' (for the checks the loader makes itself: input sizes, repeat, when, parameters)."""
     if not isinstance(value, str) or want not in (int, float, bool):
         return ""
     read = _read_scalar(value)

@@ -2,7 +2,7 @@
 
 A suggestion that is far from what the user wrote is worse than none: `$depth` answered with
 "did you mean 'width'?" sends the reader after the wrong name. So every producer (spec keys,
-ops, vars and references in compiler/spec.py and compiler/graph.py, train keys in
+ops, vars and references in compiler/spec/ and compiler/graph.py, train keys in
 compiler/train/config.py, dataset names and options in compiler/data) asks `closest`, which
 accepts only
 

@@ -209,8 +209,8 @@ class Expander:
                                        at.init, group=group, owner=scope.owner, implicit_input=at.implicit and k == 0))
             else:
                 self.groups[copy_id] = Group(copy_id, op, instance.kind, loc, instance.shown)
-                out = self._expand_subgraph(instance, Site(op=op, copy_id=copy_id, group=group, refs=prev_refs, path=path,
-                                                           scope=scope, loc=loc), at.init)
+                site = Site(op=op, copy_id=copy_id, group=group, refs=prev_refs, path=path, scope=scope, loc=loc)
+                out = self._expand_subgraph(instance, site, at.init)
                 if out is None:
                     return
                 if out != copy_id:
