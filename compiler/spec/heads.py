@@ -20,7 +20,7 @@ from ..init import NodeInit
 from ..quoted import unquote_hint
 from .checking import Checker, Scope
 from .document import ID_PATTERN, BlockDef, Scaling
-from .messages import describe, did_you_mean
+from .messages import describe, did_you_mean, unknown_key
 from .node_keys import MAX_REPEAT, NODE_KEYS
 from .values import FAILED, may_hold_expressions, root_values
 
@@ -169,8 +169,7 @@ class NodeReader:
         fields = self.definitions.fields(op) or []
         for key in first:
             if key not in fields:
-                error(path + ("first", key), f"unknown key {key!r} for op {op!r}"
-                      f"{did_you_mean(key, fields)} (allowed: {', '.join(fields)})", True, scope)
+                error(path + ("first", key), unknown_key(key, f"for op {op!r}", fields), at_key=True, scope=scope)
                 ok = False
         return ok
 

@@ -22,7 +22,7 @@ from .checking import Checker, Scope
 from .document import ID_PATTERN, BlockDef, Scaling, SpecDocument, is_path_like, resolve_extends
 from .expand import MAX_NODES, Expander
 from .heads import Definitions
-from .messages import describe, did_you_mean
+from .messages import describe, did_you_mean, unknown_key
 from .node_keys import NODE_KEYS
 from .results import Spec
 from .values import FAILED, Vars
@@ -143,8 +143,7 @@ class _Loader:
                 continue
             for key, value in args.items():
                 if key not in fields:
-                    error(path + (key,), f"unknown key {key!r} for op {op!r}{did_you_mean(key, fields)} "
-                          f"(allowed: {', '.join(fields)})", True)
+                    error(path + (key,), unknown_key(key, f"for op {op!r}", fields), True)
                 else:
                     out.setdefault(op, {})[key] = (value, path + (key,))
         return out
