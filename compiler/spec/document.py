@@ -26,6 +26,10 @@ MERGED_KEYS = ("vars", "blocks", "defaults")
 """Top-level keys whose entries `extends:` merges one by one (the others a child replaces)."""
 MAX_EXTENDS = 8
 
+InputShape = list[int | str]
+"""One entry of `inputs:`: per-sample sizes, channels first, each a number or a `$var`
+(compiler.spec.loader.read_input reads it; an input that says more would be a model here)."""
+
 
 class Scaling(BaseModel):
     """Width and depth multipliers for a whole spec (EfficientNet's compound scaling,
@@ -76,7 +80,7 @@ class SpecDocument(BaseModel):
     """The implementation this spec reproduces, e.g. torchvision.models.vgg16."""
     description: str | None = None
     """Free text shown in summaries."""
-    inputs: dict[str, list[int | str]] = Field(min_length=1)
+    inputs: dict[str, InputShape] = Field(min_length=1)
     """Named per-sample input shapes, channels first; the batch dimension is implicit."""
     vars: dict[str, int | float | bool | str | None | DatasetVar] = {}
     """Named values usable as $name in any argument; `load(vars=...)` overrides them. A var may

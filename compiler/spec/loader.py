@@ -30,7 +30,7 @@ from .values import FAILED, Vars
 
 @dataclass
 class Input:
-    """One entry of `inputs:` as read (everything an input declares is read in `read_input`)."""
+    """One entry of `inputs:` as read by `read_input`."""
 
     shape: Shape
     """Per-sample sizes, channels first; the sizes that failed are left out."""
@@ -39,7 +39,9 @@ class Input:
 
 
 def read_input(checker: Checker, name: str, written: list, values: Vars) -> Input:
-    """One input: its name checked, its sizes evaluated and checked (positive integers)."""
+    """One input: its name checked, its sizes evaluated and checked (positive integers).
+    Everything an input declares is read here and kept on `Input`, so a new key of an input
+    (a dtype, say) is one model field in compiler/spec/document.py and a few lines here."""
     path = ("inputs", name)
     if not ID_PATTERN.fullmatch(name):
         checker.error(path, f"input name {name!r} must be letters, digits and _ (not starting with a digit)", True)
