@@ -31,12 +31,21 @@ at its own line rather than at the composite's. Composites pass the key on with 
 
 
 @dataclass
+class Default:
+    """One entry of `defaults:` (`conv: {norm: batch}`): the value as written and where."""
+
+    value: Any
+    """Before expressions (each node that takes it evaluates it)."""
+    path: tuple
+
+
+@dataclass
 class Definitions:
     """What the spec's header defines that its nodes use."""
 
     user_blocks: dict[str, BlockDef] = field(default_factory=dict)
-    defaults: dict[str, dict[str, tuple[Any, tuple]]] = field(default_factory=dict)
-    """op -> {key: (raw value, the YAML path it was written at)}."""
+    defaults: dict[str, dict[str, Default]] = field(default_factory=dict)
+    """op -> {key: its default}."""
     scaling: Scaling = field(default_factory=Scaling)
 
     def fields(self, op: str) -> list[str] | None:
@@ -180,8 +189,9 @@ class NodeReader:
         checker = self.checker
         failures = checker.failures
         own_defaults = {} if raw.get(GENERATED) else self.definitions.defaults.get(op, {})  # composites set theirs
-        for key, (value, where) in own_defaults.items():
-            values[key], origins[key] = checker.resolve(value, where, root_values(scope.values)), where
+        for key, default in own_defaults.items():
+            values[key] = checker.resolve(default.value, default.path, root_values(scope.values))
+            origins[key] = default.path
         for key, value in raw.items():
             if key in NODE_KEYS or key == GENERATED or key == WRITTEN_AT:
                 continue

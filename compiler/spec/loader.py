@@ -21,7 +21,7 @@ from ..source import Document, parse
 from .checking import Checker, Scope
 from .document import ID_PATTERN, BlockDef, Scaling, SpecDocument, is_path_like, resolve_extends
 from .expand import MAX_NODES, Expander
-from .heads import Definitions
+from .heads import Default, Definitions
 from .messages import describe, did_you_mean, unknown_key
 from .node_keys import NODE_KEYS
 from .results import Spec
@@ -133,9 +133,9 @@ class _Loader:
             blocks[name] = definition
         return blocks
 
-    def _defaults(self, header: SpecDocument, definitions: Definitions) -> dict[str, dict[str, tuple[Any, tuple]]]:
-        """op -> {key: (raw value, path)}; keys are checked against the op's fields now."""
-        out: dict[str, dict[str, tuple[Any, tuple]]] = {}
+    def _defaults(self, header: SpecDocument, definitions: Definitions) -> dict[str, dict[str, Default]]:
+        """op -> {key: its default}; keys are checked against the op's fields now."""
+        out: dict[str, dict[str, Default]] = {}
         error = self.checker.error
         for op, args in header.defaults.items():
             path = ("defaults", op)
@@ -147,7 +147,7 @@ class _Loader:
                 if key not in fields:
                     error(path + (key,), unknown_key(key, f"for op {op!r}", fields), True)
                 else:
-                    out.setdefault(op, {})[key] = (value, path + (key,))
+                    out.setdefault(op, {})[key] = Default(value=value, path=path + (key,))
         return out
 
     def _outputs(self, header: SpecDocument, expander: Expander) -> tuple[list[str], list[Loc]]:
