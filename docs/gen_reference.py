@@ -6,6 +6,8 @@ The tables live between marker comments in the markdown and are committed as pla
                                                  the op `conv` (registry)
     <!-- table: model compiler.blocks.common.Act -->   every field of a pydantic model
     <!-- table: scaling fields -->               the fields `scaling:` multiplies, per op
+    <!-- table: keys compiler.spec.NodeKeys -->  the keys every node may carry, by their YAML
+                                                 names, with whether each takes an expression
     ...generated rows...
     <!-- end table -->
 
@@ -52,7 +54,7 @@ SPEC_DOC = ROOT / "docs" / "spec-language.md"
 BLOCKS_DOC = ROOT / "docs" / "blocks.md"
 DOCS = (SPEC_DOC, BLOCKS_DOC)
 DOC = SPEC_DOC  # the language reference (kept for callers of the single-page version)
-MARKER = re.compile(r"<!-- table: (op|model|scaling) ([\w.]+) -->\n.*?<!-- end table -->", re.S)
+MARKER = re.compile(r"<!-- table: (op|model|scaling|keys) ([\w.]+) -->\n.*?<!-- end table -->", re.S)
 FILE_MARKER = re.compile(r"<!-- file: ([\w./-]+) -->\n.*?<!-- end file -->", re.S)
 
 # How nested option models are named in the tables: (text before the link, link text, page
@@ -182,6 +184,25 @@ def table(model: type[BaseModel], page: str = SPEC_DOC.name) -> str:
     return "\n".join(rows)
 
 
+def keys_table(model: type[BaseModel], page: str = SPEC_DOC.name) -> str:
+    """The table of a model of keys written in YAML (compiler.spec.NodeKeys): each field by
+    its YAML name (`in`, not `inputs`), "(expression allowed)" for the names in the model's
+    `EXPRESSIONS`, and the whole docstring as its meaning."""
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    expressions = getattr(model, "EXPRESSIONS", ())
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        kind = type_text(info.annotation, list(info.metadata), page)
+        if key in expressions:
+            kind += " (expression allowed)"
+        if info.is_required():
+            default = "required"
+        else:
+            default = "none" if info.default is None else f"`{_yaml(info.default)}`"
+        rows.append(f"| `{key}` | {_cell(kind)} | {default} | {_cell(info.description or '')} |")
+    return "\n".join(rows)
+
+
 RANK_SHAPES = {1: "[F]", 2: "[C, L]", 3: "[C, H, W]"}
 
 
@@ -237,6 +258,8 @@ def render(text: str, page: str = SPEC_DOC.name) -> str:
         kind, name = match.group(1), match.group(2)
         if kind == "scaling":
             body = scaling_table()
+        elif kind == "keys":
+            body = keys_table(_model(name), page=page)
         elif kind == "op":
             cls = registry.get(name)
             if cls is None:

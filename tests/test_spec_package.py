@@ -79,3 +79,17 @@ def test_a_var_standing_alone_keeps_its_type_in_the_train_settings():
 def test_each_module_of_the_package_stays_small():
     for path in sorted((ROOT / "compiler" / "spec").glob("*.py")):
         assert len(path.read_text().splitlines()) < 400, path.name
+
+
+def test_the_node_keys_said_to_take_expressions_take_them():
+    """repeat, when and scalable read `$vars` (NodeKeys.EXPRESSIONS, shown in the docs' table)."""
+    import compiler
+    from compiler.spec import NodeKeys
+
+    assert set(NodeKeys.EXPRESSIONS) == {"repeat", "when", "scalable"}
+    spec = compiler.load("blockgraph: 1\nname: t\ninputs: {x: [3, 8, 8]}\n"
+                         "vars: {n: 2, keep: false, fixed: false}\nscaling: {width: 2}\nnodes:\n"
+                         "  - {op: conv, out: 8, k: 3, id: a, repeat: $n, scalable: $fixed}\n"
+                         "  - {op: conv, out: 8, k: 3, id: b, when: $keep}\n"
+                         "  - {op: conv, out: 8, k: 3, id: c}\n")
+    assert [(n.id, n.block.out) for n in spec.nodes] == [("a.0", 8), ("a.1", 8), ("c", 16)]
