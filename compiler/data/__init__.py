@@ -1,9 +1,12 @@
-"""Datasets for training: the built-in `shapes`, torchvision's MNIST/FashionMNIST/CIFAR and image folders.
+"""Datasets for training: the built-in `shapes` and `adding`, torchvision's MNIST/FashionMNIST/CIFAR and
+image folders.
 
 `build_dataset(name, split)` returns a `torch.utils.data.Dataset` and a `DatasetInfo`
 (class names, per-sample shape, task). Classification items are
 ``(image float tensor [C, H, W], normalised, label int)``; detection items (the shapes
-dataset with several objects) are ``(image, {"boxes", "labels", "masks"})``.
+dataset with several objects) are ``(image, {"boxes", "labels", "masks"})``; sequence items are
+``(sequence float [T, F], label)`` (shapes with layout "rows") or ``(sequence, target float [1])``
+(the adding problem, a regression).
 `check_compatible(spec, info)` says, located in the spec's YAML, when a spec's input shape or
 class count does not fit a dataset. See docs/datasets.md.
 """
@@ -30,11 +33,13 @@ class DatasetInfo:
     name: str
     num_classes: int
     shape: tuple[int, ...]
-    """Per-sample image shape, channels first, e.g. (3, 32, 32)."""
+    """Per-sample shape: an image's, channels first, e.g. (3, 32, 32), or a sequence's, time first,
+    e.g. (100, 2)."""
     classes: list[str]
     task: str = "classification"
-    """"classification" (items are (image, label)), "detection" (items are (image, target)) or
-    "segmentation" (items are (image, mask int64 [H, W]); class 0 is the background)."""
+    """"classification" (items are (image, label)), "detection" (items are (image, target)),
+    "segmentation" (items are (image, mask int64 [H, W]); class 0 is the background) or
+    "regression" (items are (input, target float [outputs]); no classes)."""
     mean: tuple[float, ...] = field(default=(), compare=False)
     """Per-channel mean the images were normalised with: image * std + mean gives [0, 1] back."""
     std: tuple[float, ...] = field(default=(), compare=False)
@@ -44,7 +49,7 @@ class DatasetError(RuntimeError):
     """A dataset cannot be built: unknown name or option, files missing, an empty folder..."""
 
 
-NAMES = ("shapes", "mnist", "fashionmnist", "cifar10", "cifar100", "folder")
+NAMES = ("shapes", "adding", "mnist", "fashionmnist", "cifar10", "cifar100", "folder")
 ALIASES = {"fashion-mnist": "fashionmnist", "fashion_mnist": "fashionmnist", "cifar-10": "cifar10",
            "cifar-100": "cifar100", "imagefolder": "folder"}
 SPLITS = ("train", "val")
@@ -80,6 +85,10 @@ def build_dataset(name: str, split: str, *, size: int | tuple[int, int] | None =
         "detection" or "segmentation": per-pixel masks, background = class 0), cache (a directory, or True for <root or data_root()>/shapes),
         precompute (None: keep a split in memory after first use when it fits; True: render
         it now; False: always render on demand), progress (show a bar for long renders);
+        layout ("image": items [C, H, W]; "rows": classification items read row by row as a
+        sequence [H, C*W], for recurrent nets);
+      adding (the adding problem, a regression on sequences [steps, 2]; no size or channels):
+        steps (the sequence length T, default 100), train_size (10,000), val_size (2,000);
       folder: val_fraction (0.2), mean and std (normalisation, default ImageNet's).
     """
     key = str(name).lower()
@@ -90,6 +99,8 @@ def build_dataset(name: str, split: str, *, size: int | tuple[int, int] | None =
         raise DatasetError(f"unknown dataset {name!r}{hint} (known: {', '.join(NAMES)})")
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r} of dataset {key!r}: use 'train' or 'val'")
+    if key == "adding":
+        return _adding(split, size, seed, options)
     hw = _size(size)
     channels = options.pop("channels", None)
     if channels is not None and channels not in (1, 3):
@@ -149,11 +160,12 @@ def _size(size) -> tuple[int, int] | None:
     return h, w
 
 
-def _only(name: str, options: dict, allowed: tuple[str, ...], also: tuple[str, ...] = ()) -> None:
+def _only(name: str, options: dict, allowed: tuple[str, ...], also: tuple[str, ...] = (),
+          common: tuple[str, ...] = ("size", "channels")) -> None:
     for key in options:
         if key not in allowed:
             hint = did_you_mean(key, allowed + also, synonyms=None)
-            takes = ", ".join(("size", "channels") + also + allowed)
+            takes = ", ".join(common + also + allowed)
             raise DatasetError(f"dataset {name!r} has no option {key!r}{hint} (it takes {takes})")
 
 
@@ -161,7 +173,7 @@ def _shapes(split, hw, root, seed, channels, options) -> tuple[torch.utils.data.
     from . import shapes
 
     _only("shapes", options, ("train_size", "val_size", "objects", "task", "cache", "precompute", "progress",
-                              "transform"))
+                              "transform", "layout"))
     _check_sizes(options)
     length = options.get(f"{split}_size") or (10_000 if split == "train" else 2_000)
     objects = options.get("objects", 1)
@@ -193,8 +205,33 @@ def _shapes(split, hw, root, seed, channels, options) -> tuple[torch.utils.data.
     classes = list(shapes.CLASSES)
     if task == "segmentation":  # per-pixel labels: class 0 is the background
         classes = ["background", *classes]
+    layout = options.get("layout", "image")
+    if layout not in ("image", "rows"):
+        raise DatasetError(f"layout must be 'image' or 'rows' (each image row a sequence step), got {layout!r}")
+    if layout == "rows":
+        if task != "classification":
+            raise DatasetError(f"layout 'rows' reads classification images as sequences; task is {task!r}")
+        from .sequences import RowSequences
+
+        info = DatasetInfo("shapes", len(classes), (height, channels * width), classes, task, mean, std)
+        return RowSequences(dataset), info
     info = DatasetInfo("shapes", len(classes), (channels, height, width), classes, task, mean, std)
     return dataset, info
+
+
+def _adding(split, size, seed, options) -> tuple[torch.utils.data.Dataset, DatasetInfo]:
+    from .sequences import AddingProblem
+
+    if size is not None:
+        raise DatasetError(f"the adding problem has no image size (got size={size!r}): its length is `steps`")
+    _only("adding", options, ("train_size", "val_size", "steps"), common=())
+    _check_sizes(options)
+    steps = options.get("steps", 100)
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= 100_000:
+        raise DatasetError(f"steps is the sequence length, an integer from 2 to 100,000, got {steps!r}")
+    length = options.get(f"{split}_size") or (10_000 if split == "train" else 2_000)
+    dataset = AddingProblem(split, length, steps=steps, seed=seed)
+    return dataset, DatasetInfo("adding", 0, (steps, 2), [], "regression")
 
 
 def detection_collate(batch: list) -> tuple[torch.Tensor, list[dict]]:

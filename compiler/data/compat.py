@@ -66,6 +66,8 @@ def check_compatible(spec, info, input_name: str | None = None) -> None:
         _check_input(spec, info, name, problems)
     if info.task == "classification":
         _check_classes(spec, analysis, info, problems)
+    elif info.task == "regression":
+        _check_targets(spec, analysis, info, problems)
     if problems:
         raise SpecError(problems)
 
@@ -98,6 +100,8 @@ def _check_input(spec, info, name: str, problems) -> None:
             hints.append(f"size={takes[1]}" if takes[1] == takes[2] else f"size=[{takes[1]}, {takes[2]}]")
         if takes[0] != gives[0] and takes[0] in (1, 3):
             hints.append(f"channels={takes[0]}")
+    if info.name == "adding" and len(takes) == 2 and takes[1] == gives[1]:
+        hints.append(f"steps={takes[0]}")
     fix = f"set inputs.{name} to {_dims(gives)}"
     if hints:
         fix += f" (or pass {' / '.join(hints)})"
@@ -192,3 +196,17 @@ def _check_classes(spec, analysis, info, problems) -> None:
                 out_loc, where = spec.document.marks[path + ("out",)], f"{where}.out"
             problems.append(Problem(out_loc, f"{what}: make the output node {out!r} give {info.num_classes} "
                                     "(e.g. `out:` of its linear layer)", where))
+
+
+def _check_targets(spec, analysis, info, problems) -> None:
+    """A regression dataset's targets are one number per sample: every output must be [1]."""
+    nodes = {n.id: n for n in spec.nodes}
+    for out in analysis.graph.outputs:
+        shape = tuple(analysis.graph.shapes[out])
+        if shape == (1,):
+            continue
+        node = nodes.get(out)
+        loc = node.loc if node is not None else (spec.output_locs[0] if spec.output_locs else Loc(spec.file))
+        problems.append(Problem(loc, f"the spec's output {out!r} is {_dims(shape)} per sample; the dataset "
+                                f"{info.name!r} is a regression with one target per sample: end with a linear "
+                                "layer of `out: 1`", node.path if node is not None else "outputs"))

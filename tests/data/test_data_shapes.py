@@ -24,7 +24,7 @@ def digest(array) -> str:
 
 
 def test_names():
-    assert dataset_names() == ["shapes", "mnist", "fashionmnist", "cifar10", "cifar100", "folder"]
+    assert dataset_names() == ["shapes", "adding", "mnist", "fashionmnist", "cifar10", "cifar100", "folder"]
 
 
 def test_info_and_items():
