@@ -103,9 +103,9 @@ def test_memory_estimate_over_the_budget_is_refused_before_building(tiny_spec, t
 
 
 def test_memory_check_uses_the_devices_free_memory(tiny_spec, tmp_path, monkeypatch):
-    from compiler.train import loop
+    from compiler.train import setup
 
-    monkeypatch.setattr(loop, "free_memory", lambda device: (1000, "a test"))
+    monkeypatch.setattr(setup, "free_memory", lambda device: (1000, "a test"))
     with pytest.raises(TrainError, match=r"x 1000 B \(a test\) = 800 B on cpu"):
         compiler.train(tiny_spec, run_dir=str(tmp_path / "m"), quiet=True)
 
