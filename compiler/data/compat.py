@@ -11,13 +11,14 @@ CLASS_WORDS = ("classes", "num_classes", "n_classes", "nclasses", "num_class", "
 
 
 def _analysis(spec):
-    import compiler
+    from ..analysis import Analysis, analyze
+    from ..spec import Spec, load
 
-    if isinstance(spec, compiler.Analysis):
+    if isinstance(spec, Analysis):
         return spec.spec, spec
-    if not isinstance(spec, compiler.Spec):
-        spec = compiler.load(spec)
-    return spec, compiler.analyze(spec)
+    if not isinstance(spec, Spec):
+        spec = load(spec)
+    return spec, analyze(spec)
 
 
 def spec_loc(spec, path: tuple) -> Loc:

@@ -41,7 +41,7 @@ def image_size(spec) -> int | list[int] | None:
 def build_data(*, cfg: TrainConfig, spec, task: type[Task], sources, progress: bool) -> Data:
     """The train and validation splits of the run's dataset; a located problem (in the setting
     that caused it) when the dataset cannot be built or cannot serve `task`."""
-    from compiler.data import DatasetError, build_dataset
+    from ..data import DatasetError, build_dataset
 
     size = cfg.size if cfg.size is not None else image_size(spec)
     options: dict[str, Any] = {**task.dataset_options(cfg.dataset), **cfg.dataset_options}
@@ -76,12 +76,12 @@ def build_data(*, cfg: TrainConfig, spec, task: type[Task], sources, progress: b
 def bind_dataset_vars(*, spec, analysis, info, batch: int) -> BoundSpec:
     """Vars bound to the dataset (`classes: {dataset: classes, default: 10}`) take the
     dataset's values: the spec is loaded again with them and analysed."""
-    import compiler
-    from compiler.data.compat import dataset_values
-    from compiler.spec import with_vars
+    from ..analysis import analyze
+    from ..data.compat import dataset_values
+    from ..spec import with_vars
 
     values = dataset_values(spec, info)
     if not values:
         return BoundSpec(spec, analysis, {})
     spec = with_vars(spec, values)
-    return BoundSpec(spec, compiler.analyze(spec, batch=batch), values)
+    return BoundSpec(spec, analyze(spec, batch=batch), values)

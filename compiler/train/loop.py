@@ -97,7 +97,7 @@ class _Run:
 
     # -- setup: config -> task -> dataset -> model -------------------------------------------
     def setup(self) -> None:
-        import compiler
+        from ..analysis import analyze
 
         request, d = self.request, self.dist
         if request.resume is not None:
@@ -121,7 +121,7 @@ class _Run:
         self.batch = cfg.batch_size // d.world_size
         if cfg.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        self.analysis = compiler.analyze(spec, batch=self.batch)
+        self.analysis = analyze(spec, batch=self.batch)
         kind = task_class(spec, self.analysis)
         problem = kind.signature_problem(spec)
         if problem is not None:
@@ -134,7 +134,7 @@ class _Run:
         self._model()
 
     def _data(self, kind) -> None:
-        from compiler.data import check_compatible
+        from ..data import check_compatible
 
         progress = self.dist.main and not self.quiet and sys.stderr.isatty()
         self.data = build_data(cfg=self.cfg, spec=self.spec, task=kind, sources=self.sources, progress=progress)

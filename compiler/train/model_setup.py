@@ -65,7 +65,7 @@ def steps_per_epoch(data: Data, dist: Dist, batch: int) -> int:
 
 def build_training(*, spec, cfg: TrainConfig, dist: Dist, device: torch.device, task: Task, steps: int,
                    state: dict[str, Any] | None) -> Training:
-    import compiler
+    from ..fx import build
 
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
@@ -73,7 +73,7 @@ def build_training(*, spec, cfg: TrainConfig, dist: Dist, device: torch.device, 
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    model = compiler.build(spec, device=device, seed=cfg.seed)
+    model = build(spec, device=device, seed=cfg.seed)
     if state is not None:
         model.load_state_dict(state["model"])
     if cfg.channels_last:

@@ -17,14 +17,15 @@ def validation_predictions(run_dir: str | Path, n: int = 8, device: str | torch.
     """The task's predictions for the first `n` validation images of the run in `run_dir`.
     Raises ValueError for a task that draws none (classification: the designer draws those
     itself)."""
-    import compiler
-    from compiler.data import build_dataset
-
+    from ..analysis import analyze
+    from ..data import build_dataset
+    from ..fx import build
+    from ..spec import load
     from .data_setup import image_size
 
     state = load_checkpoint(run_dir, device)
-    spec = compiler.load(state["spec"]["document"], vars=dict(state["spec"].get("vars") or {}))
-    analysis = compiler.analyze(spec)
+    spec = load(state["spec"]["document"], vars=dict(state["spec"].get("vars") or {}))
+    analysis = analyze(spec)
     kind = task_class(spec, analysis)
     if not kind.predicts:
         raise ValueError(f"{run_dir} is a {kind.kind} run: it predicts labels, not masks or boxes")
@@ -36,6 +37,6 @@ def validation_predictions(run_dir: str | Path, n: int = 8, device: str | torch.
         options["root"] = cfg["root"]
     dataset, info = build_dataset(dataset_name, "val", size=cfg.get("size") or image_size(spec),
                                   seed=int(cfg.get("seed", 0)), **options)
-    model = compiler.build(spec, device=device)
+    model = build(spec, device=device)
     model.load_state_dict(state["model"])
     return make_task(spec, analysis, info.num_classes).predict(model, dataset, n, info.classes, device)

@@ -69,7 +69,7 @@ def load_resumed_state(resume: Path, note) -> dict[str, Any]:
 def load_spec(request: Request, state: dict[str, Any] | None):
     """The spec to train: the one saved in `state` when resuming (a SPEC given as well must be
     that one), else the one requested."""
-    import compiler
+    from ..spec import Spec, load
 
     given_vars = dict(request.vars or {})
     if state is not None:
@@ -80,8 +80,8 @@ def load_spec(request: Request, state: dict[str, Any] | None):
         doc = parse(saved["document"], file=str(request.resume / "spec.yaml"))
         spec = load_document(doc, dict(saved.get("vars") or {}))
         if request.spec is not None:
-            given = request.spec if isinstance(request.spec, compiler.Spec) else \
-                compiler.load(request.spec, vars=given_vars or None)
+            given = request.spec if isinstance(request.spec, Spec) else \
+                load(request.spec, vars=given_vars or None)
             if document_text(given) != saved["document"] or (given_vars and given.vars != spec.vars):
                 raise TrainError(f"{given.file} is not the spec the run in {request.resume} was started with "
                                  f"(that one is saved in the checkpoint): leave SPEC out to resume it")
@@ -90,11 +90,11 @@ def load_spec(request: Request, state: dict[str, Any] | None):
         return spec
     if request.spec is None:
         raise TrainError("no spec to train: give a spec file (or --resume RUN_DIR)")
-    if isinstance(request.spec, compiler.Spec):
+    if isinstance(request.spec, Spec):
         if given_vars:
             raise TrainError("vars= needs a path or YAML text, not a loaded Spec")
         return request.spec
-    return compiler.load(request.spec, vars=given_vars or None)
+    return load(request.spec, vars=given_vars or None)
 
 
 def config_sources(request: Request, spec, state: dict[str, Any] | None) -> list[Source]:

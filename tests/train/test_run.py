@@ -92,7 +92,9 @@ def test_memory_estimate_over_the_budget_is_refused_before_building(tiny_spec, t
     def no_build(*args, **kwargs):
         raise AssertionError("built the model")
 
-    monkeypatch.setattr(compiler, "build", no_build)
+    import compiler.fx
+
+    monkeypatch.setattr(compiler.fx, "build", no_build)  # what the trainer builds with
     run_dir = tmp_path / "mem"
     with pytest.raises(TrainError) as info:
         compiler.train(tiny_spec, run_dir=str(run_dir), quiet=True, memory_budget=1e-9)
