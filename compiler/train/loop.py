@@ -38,9 +38,9 @@ from .data_setup import bind_dataset_vars, build_data
 from .device import pick_device
 from .distributed import Dist, detect, init
 from .metrics import MetricsLog
-from .model_setup import build_loaders, build_training, restore_position, steps_per_epoch
-from .outcomes import TrainError, TrainingDiverged, TrainingInterrupted, TrainResult
-from .report import epoch_line, epoch_row, summary_line
+from .model_setup import build_loaders, build_training, checkpoint_state, restore_position, steps_per_epoch
+from .outcomes import TrainError, TrainingDiverged, TrainingInterrupted, TrainResult, diverged, interrupted
+from .report import epoch_line, epoch_row, progress_bar, setup_lines, summary_line
 from .sampling import epoch_seed
 from .setup import Request, changed_settings, check_memory, config_sources, document_text, load_resumed_state, \
     load_spec, make_run_dir
@@ -161,39 +161,19 @@ class _Run:
                               grad_clip=cfg.grad_clip)
 
     # -- checkpoints -------------------------------------------------------------------------
-    def _state(self, partial: dict[str, Any] | None = None) -> dict[str, Any]:
-        spec, pos, t = self.spec, self.position, self.training
-        rngs = self.dist.gather(ckpt.rng_state())
-        return {
-            "epoch": pos.epoch, "step_in_epoch": pos.step_in_epoch, "global_step": pos.global_step,
-            "optimizer": t.optimizer.state_dict(), "scheduler": t.scheduler.state_dict(),
-            "scaler": t.scaler.state_dict() if t.scaler is not None else {},
-            "rng": rngs, "partial": dict(partial or {}),
-            "spec": {"name": spec.name, "file": str(spec.file), "text": spec.text,
-                     "document": self.document, "vars": dict(spec.vars)},
-            "config": self.cfg.model_dump(mode="python") | {"run_dir": str(self.run_dir)},
-            "world_size": self.dist.world_size,
-        }
-
     def save(self, partial: dict[str, Any] | None = None) -> None:
         """All processes call it (random states are gathered); rank 0 writes."""
         d = self.dist
         d.barrier()
-        state = self._state(partial)
+        state = checkpoint_state(position=self.position, training=self.training, spec=self.spec,
+                                 document=self.document, cfg=self.cfg, run_dir=self.run_dir,
+                                 rngs=d.gather(ckpt.rng_state()), world_size=d.world_size, partial=partial)
         if d.main:
             ckpt.save(self.run_dir, self.training.model, state)
         d.barrier()
         self.saved_epoch = self.position.epoch
 
     # -- the loop ----------------------------------------------------------------------------
-    def _progress_bar(self, total: int, initial: int, desc: str):
-        from tqdm.auto import tqdm
-
-        disable = self.quiet or not self.dist.main or not sys.stderr.isatty()
-        self.bar = tqdm(total=total, initial=initial, desc=desc, leave=False, disable=disable, dynamic_ncols=True,
-                        unit="batch", file=sys.stderr)
-        return self.bar
-
     def _to(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
         if self.cfg.channels_last and x.ndim == 4:
@@ -216,7 +196,8 @@ class _Run:
         seconds_before = float(p.get("seconds", 0.0))
         pos.partial = {}
         self.training.forward.train()
-        bar = self._progress_bar(loaders.steps_per_epoch, skip, f"epoch {epoch}/{cfg.epochs}")
+        bar = self.bar = progress_bar(total=loaders.steps_per_epoch, initial=skip, desc=f"epoch {epoch}/{cfg.epochs}",
+                                      shown=d.main and not self.quiet)
         start = time.perf_counter()
         step = skip
         try:
@@ -229,7 +210,8 @@ class _Run:
                 step += 1
                 bad, stopping = d.flags([not math.isfinite(loss_v), stop.poll()], device)
                 if bad:
-                    raise self._diverged(epoch, step, loss_v)
+                    raise diverged(epoch=epoch, step=step, value=loss_v, cfg=cfg, saved_epoch=self.saved_epoch,
+                                   run_dir=self.run_dir)
                 self.step.update(result.loss)
                 pos.global_step += 1
                 pos.step_in_epoch = step
@@ -242,7 +224,7 @@ class _Run:
                         partial = {k: sums[k] + v for k, v in zip(SUMS, self._sums(local))}
                         partial["seconds"] = seconds_before + time.perf_counter() - start
                         self.save(partial)
-                        raise self._interrupted(stop, epoch, step, saved=True)
+                        raise interrupted(signum=stop.signum, epoch=epoch, step=step, run_dir=self.run_dir, saved=True)
                     stop.requested = True  # the epoch is done anyway: stop at its end
         finally:
             bar.close()
@@ -289,25 +271,6 @@ class _Run:
         extra = task.evaluate_finish()  # e.g. mIoU (torchmetrics syncs its state across processes)
         return {"loss": loss_sum, "correct1": c1_sum, "correct5": c5_sum, "count": count, **extra}
 
-    def _diverged(self, epoch: int, step: int, value: float) -> TrainingDiverged:
-        what = ("nan" if math.isnan(value) else "inf" if value == math.inf else "-inf" if value == -math.inf
-                else "nan or inf (in another process)")
-        hint = f"lower the learning rate (lr={self.cfg.lr:g})"
-        hint += " or enable grad_clip" if not self.cfg.grad_clip else f" or lower grad_clip ({self.cfg.grad_clip:g})"
-        if self.cfg.amp == "fp16":
-            hint += ", or use amp: bf16"
-        message = (f"loss became {what} at epoch {epoch}, step {step}: {hint}; the last good checkpoint "
-                   f"(epoch {self.saved_epoch}) is kept in {self.run_dir}")
-        return TrainingDiverged(message, epoch, step, self.run_dir)
-
-    def _interrupted(self, stop: StopRequest, epoch: int, step: int, saved: bool) -> TrainingInterrupted:
-        name = ("stopped on request" if stop.signum is None else "interrupted" if stop.signum == signal.SIGINT
-                else f"stopped by {signal.Signals(stop.signum).name}")
-        where = f"epoch {epoch}, step {step}" if step else f"the end of epoch {epoch}"
-        message = (f"{name} at {where}: checkpoint saved in {self.run_dir}; continue with: "
-                   f"blockgraph train --resume {self.run_dir}")
-        return TrainingInterrupted(message, self.run_dir, saved)
-
     def _open_run_dir(self) -> None:
         """A new run: spec.yaml, config.json and the epoch-0 checkpoint; a resumed one: its
         metrics up to the checkpoint (and no temporary files of a save cut short)."""
@@ -332,15 +295,13 @@ class _Run:
         self.say(f"run: {self.run_dir}")
 
     def _announce(self) -> None:
-        cfg, d, info = self.cfg, self.dist, self.data.info
+        cfg, d = self.cfg, self.dist
         params = sum(p.numel() for p in self.training.model.parameters())
-        procs = f" ({d.world_size} processes x {self.batch})" if d.enabled else ""
-        self.say(f"data: {info.name}, {info.num_classes} classes, {'x'.join(map(str, info.shape))}, "
-                 f"{len(self.data.train_set):,} train / {len(self.data.val_set):,} val images")
-        self.say(f"model: {self.spec.name}, {params:,} parameters on {self.device}; {cfg.optimizer} lr {cfg.lr:g} "
-                 f"{cfg.schedule}, batch {cfg.batch_size}{procs}, {cfg.epochs} epochs"
-                 + (f", amp {cfg.amp}" if cfg.amp != "off" else ""))
+        for line in setup_lines(data=self.data, spec_name=self.spec.name, params=params, device=self.device,
+                                cfg=cfg, processes=d.world_size if d.enabled else 0):
+            self.say(line)
         if self.hooks.on_start is not None and d.main:
+            info = self.data.info
             self.hooks.on_start({"run_dir": self.run_dir, "epoch": self.position.epoch, "epochs": cfg.epochs,
                                  "steps": self.loaders.steps_per_epoch, "params": params, "device": str(self.device),
                                  "dataset": info.name, "classes": info.num_classes, "task": self.task.kind,
@@ -357,9 +318,8 @@ class _Run:
             except KeyboardInterrupt as exc:
                 if isinstance(exc, TrainingInterrupted):
                     raise
-                raise TrainingInterrupted(f"interrupted: the last checkpoint (epoch {self.saved_epoch}) is kept in "
-                                          f"{self.run_dir}; continue with: blockgraph train --resume {self.run_dir}",
-                                          self.run_dir, saved=False) from None
+                raise interrupted(signum=signal.SIGINT, epoch=pos.epoch, step=0, run_dir=self.run_dir,
+                                  saved=False, saved_epoch=self.saved_epoch) from None
         result = TrainResult(self.run_dir, cfg, list(self.log.rows), pos.epoch)
         line = summary_line(result, str(self.run_dir / ckpt.MODEL_FILE))
         if line is not None:
@@ -375,7 +335,8 @@ class _Run:
         val = self.evaluate()
         val["seconds"] = time.perf_counter() - started
         if not math.isfinite(val["loss"]):
-            raise self._diverged(epoch, pos.step_in_epoch, val["loss"])
+            raise diverged(epoch=epoch, step=pos.step_in_epoch, value=val["loss"], cfg=cfg,
+                           saved_epoch=self.saved_epoch, run_dir=self.run_dir)
         pos.epoch, pos.step_in_epoch = epoch, 0
         row = epoch_row(task=self.task, epoch=epoch, step=pos.global_step,
                         lr=self.training.optimizer.param_groups[0]["lr"], sums=sums, val=val)
@@ -389,7 +350,7 @@ class _Run:
         if self.hooks.on_epoch is not None and d.main:
             self.hooks.on_epoch(dict(row))
         if stop.requested and not last:
-            raise self._interrupted(stop, epoch, 0, saved=True)
+            raise interrupted(signum=stop.signum, epoch=epoch, step=0, run_dir=self.run_dir, saved=True)
 
     def close(self) -> None:
         if self.cfg is not None and self.cfg.deterministic:

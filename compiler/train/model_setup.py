@@ -140,3 +140,20 @@ def build_loaders(*, data: Data, cfg: TrainConfig, dist: Dist, device: torch.dev
     if steps < 1:
         raise config_problem(sources, "batch_size", f"batch_size {cfg.batch_size} leaves no full batch")
     return Loaders(train, val, sampler, generator, steps)
+
+
+def checkpoint_state(*, position: Position, training: Training, spec, document: str, cfg: TrainConfig, run_dir,
+                     rngs: list[dict[str, Any]], world_size: int, partial: dict[str, Any] | None) -> dict[str, Any]:
+    """What a checkpoint holds besides the weights (`restore_position` and `build_training` read
+    it back): the position, optimizer, schedule and scaler states, every process's random
+    states, the sums of a partial epoch, the spec (its self-contained `document`) and settings."""
+    return {
+        "epoch": position.epoch, "step_in_epoch": position.step_in_epoch, "global_step": position.global_step,
+        "optimizer": training.optimizer.state_dict(), "scheduler": training.scheduler.state_dict(),
+        "scaler": training.scaler.state_dict() if training.scaler is not None else {},
+        "rng": rngs, "partial": dict(partial or {}),
+        "spec": {"name": spec.name, "file": str(spec.file), "text": spec.text, "document": document,
+                 "vars": dict(spec.vars)},
+        "config": cfg.model_dump(mode="python") | {"run_dir": str(run_dir)},
+        "world_size": world_size,
+    }

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import math
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +66,31 @@ class TrainResult:
         key = self.metric
         rows = [r for r in self.history if r.get(key) is not None]
         return max(rows, key=lambda r: r[key]) if rows else None
+
+
+def diverged(*, epoch: int, step: int, value: float, cfg: TrainConfig, saved_epoch: int,
+             run_dir: Path) -> TrainingDiverged:
+    """The error of a loss that became `value` (nan, inf; any other: it did in another process)."""
+    what = ("nan" if math.isnan(value) else "inf" if value == math.inf else "-inf" if value == -math.inf
+            else "nan or inf (in another process)")
+    hint = f"lower the learning rate (lr={cfg.lr:g})"
+    hint += " or enable grad_clip" if not cfg.grad_clip else f" or lower grad_clip ({cfg.grad_clip:g})"
+    if cfg.amp == "fp16":
+        hint += ", or use amp: bf16"
+    message = (f"loss became {what} at epoch {epoch}, step {step}: {hint}; the last good checkpoint "
+               f"(epoch {saved_epoch}) is kept in {run_dir}")
+    return TrainingDiverged(message, epoch, step, run_dir)
+
+
+def interrupted(*, signum: int | None, epoch: int, step: int, run_dir: Path, saved: bool,
+                saved_epoch: int | None = None) -> TrainingInterrupted:
+    """The stop of a run by signal `signum` (None: on request) at `step` of `epoch` (0: its end),
+    after saving a checkpoint there (`saved`), or not (a second Ctrl-C: the last one is kept)."""
+    resume = f"continue with: blockgraph train --resume {run_dir}"
+    if not saved:
+        return TrainingInterrupted(f"interrupted: the last checkpoint (epoch {saved_epoch}) is kept in {run_dir}; "
+                                   f"{resume}", run_dir, saved=False)
+    name = ("stopped on request" if signum is None else "interrupted" if signum == signal.SIGINT
+            else f"stopped by {signal.Signals(signum).name}")
+    where = f"epoch {epoch}, step {step}" if step else f"the end of epoch {epoch}"
+    return TrainingInterrupted(f"{name} at {where}: checkpoint saved in {run_dir}; {resume}", run_dir, saved)

@@ -3,14 +3,34 @@ it, and the closing summary."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .outcomes import TrainResult
 from .tasks import Task
 
 
+def progress_bar(*, total: int, initial: int, desc: str, shown: bool):
+    """An epoch's tqdm bar on standard error, disabled unless `shown` and a terminal."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, leave=False, disable=not shown or not sys.stderr.isatty(),
+                dynamic_ncols=True, unit="batch", file=sys.stderr)
+
+
 def fmt_pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def setup_lines(*, data, spec_name: str, params: int, device, cfg, processes: int) -> list[str]:
+    """What a run trains on and with ("data: ...", "model: ..."); `processes` 0 in one process."""
+    info = data.info
+    procs = f" ({processes} processes x {cfg.batch_size // processes})" if processes else ""
+    return [f"data: {info.name}, {info.num_classes} classes, {'x'.join(map(str, info.shape))}, "
+            f"{len(data.train_set):,} train / {len(data.val_set):,} val images",
+            f"model: {spec_name}, {params:,} parameters on {device}; {cfg.optimizer} lr {cfg.lr:g} "
+            f"{cfg.schedule}, batch {cfg.batch_size}{procs}, {cfg.epochs} epochs"
+            + (f", amp {cfg.amp}" if cfg.amp != "off" else "")]
 
 
 def epoch_row(*, task: Task, epoch: int, step: int, lr: float, sums: dict[str, float],

@@ -252,8 +252,8 @@ class RegionTask(BoxTask):
 
     def evaluate_start(self, device: torch.device) -> None:
         self.eval_generator = torch.Generator().manual_seed(1)
-        self.metric = self._map_metric(device)
-        self.mask_metric = self._map_metric(device, "segm") if self.mask_at is not None else None
+        self.metric = self.map_metric(device)
+        self.mask_metric = self.map_metric(device, "segm") if self.mask_at is not None else None
 
     def evaluate_update(self, batch, target) -> None:
         device = batch["labels"].device
