@@ -70,3 +70,14 @@ def test_compiler_has_no_import_cycle():
     except nx.NetworkXNoCycle:
         return
     raise AssertionError("import cycle: " + " -> ".join([a for a, _ in cycle] + [cycle[0][0]]))
+
+
+def test_each_task_module_imports_only_the_base_of_the_tasks():
+    """compiler/train/tasks/: one module per task, none depending on another task or on the loop."""
+    graph = import_graph()
+    tasks = [m for m in graph if m.startswith("compiler.train.tasks.") and m != "compiler.train.tasks.base"]
+    assert {"compiler.train.tasks.classification", "compiler.train.tasks.yolo"} <= set(tasks)
+    for name in tasks:
+        own = {t for t in graph.successors(name) if t.startswith("compiler.train")}
+        assert own == {"compiler.train.tasks.base"}, (name, own)
+    assert not {t for t in graph.successors("compiler.train.tasks.base") if t.startswith("compiler.train")}

@@ -46,7 +46,7 @@ from .setup import Request, changed_settings, check_memory, config_sources, docu
     load_spec, make_run_dir
 from .step import TrainStep, autocast
 from .stopping import StopRequest
-from .tasks import task_class
+from .tasks import Task, task_class
 
 __all__ = ["TrainError", "TrainResult", "TrainingDiverged", "TrainingInterrupted", "train"]
 
@@ -122,28 +122,28 @@ class _Run:
         if cfg.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         self.analysis = analyze(spec, batch=self.batch)
-        kind = task_class(spec, self.analysis)
-        problem = kind.signature_problem(spec)
+        task_type = task_class(spec, self.analysis)
+        problem = task_type.signature_problem(spec)
         if problem is not None:
             raise SpecError(problem)
         init(d, device)
         self.stamp = d.broadcast(datetime.now().strftime("%Y%m%d-%H%M%S"))  # one run name for all processes
         self._agree(lambda: check_memory(spec=spec, analysis=self.analysis, cfg=cfg, device=device,
                                          batch=self.batch, local_world_size=d.local_world_size))
-        self._agree(lambda: self._data(kind))
+        self._agree(lambda: self._data(task_type))
         self._model()
 
-    def _data(self, kind) -> None:
+    def _data(self, task_type: type[Task]) -> None:
         from ..data import check_compatible
 
         progress = self.dist.main and not self.quiet and sys.stderr.isatty()
-        self.data = build_data(cfg=self.cfg, spec=self.spec, task=kind, sources=self.sources, progress=progress)
+        self.data = build_data(cfg=self.cfg, spec=self.spec, task=task_type, sources=self.sources, progress=progress)
         info = self.data.info
         bound = bind_dataset_vars(spec=self.spec, analysis=self.analysis, info=info, batch=self.batch)
         if bound.values:
             self.say("from the dataset: " + ", ".join(f"{k} = {v}" for k, v in bound.values.items()))
         self.spec, self.analysis = bound.spec, bound.analysis
-        self.task = kind(info.num_classes, self.spec, self.analysis)
+        self.task = task_type(info.num_classes, self.spec, self.analysis)
         check_compatible(self.spec, info)
         self.task.check(self.spec, self.analysis, info)
         self.run_dir = make_run_dir(cfg=self.cfg, spec_name=self.spec.name, stamp=self.stamp,

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from .checkpoint import load_checkpoint
-from .tasks import make_task, task_class
+from .tasks import task_class
 
 
 def validation_predictions(run_dir: str | Path, n: int = 8, device: str | torch.device = "cpu"):
@@ -26,12 +26,12 @@ def validation_predictions(run_dir: str | Path, n: int = 8, device: str | torch.
     state = load_checkpoint(run_dir, device)
     spec = load(state["spec"]["document"], vars=dict(state["spec"].get("vars") or {}))
     analysis = analyze(spec)
-    kind = task_class(spec, analysis)
-    if not kind.predicts:
-        raise ValueError(f"{run_dir} is a {kind.kind} run: it predicts labels, not masks or boxes")
+    task = task_class(spec, analysis)
+    if not task.predicts:
+        raise ValueError(f"{run_dir} is a {task.kind} run: it predicts labels, not masks or boxes")
     cfg: dict[str, Any] = dict(state.get("config") or {})
     dataset_name = cfg.get("dataset", "shapes")
-    options = {**kind.dataset_options(dataset_name), **(cfg.get("dataset_options") or {})}
+    options = {**task.dataset_options(dataset_name), **(cfg.get("dataset_options") or {})}
     options.update(val_size=max(n, 1), progress=False)
     if cfg.get("root") is not None:
         options["root"] = cfg["root"]
@@ -39,4 +39,4 @@ def validation_predictions(run_dir: str | Path, n: int = 8, device: str | torch.
                                   seed=int(cfg.get("seed", 0)), **options)
     model = build(spec, device=device)
     model.load_state_dict(state["model"])
-    return make_task(spec, analysis, info.num_classes).predict(model, dataset, n, info.classes, device)
+    return task(info.num_classes, spec, analysis).predict(model, dataset, n, info.classes, device)

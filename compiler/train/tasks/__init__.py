@@ -32,11 +32,6 @@ def task_named(kind: str) -> type[Task] | None:
     return next((cls for cls in TASKS if cls.kind == kind), None)
 
 
-def make_task(spec, analysis, num_classes: int) -> Task:
-    """The spec's task, for a dataset of `num_classes` classes."""
-    return task_class(spec, analysis)(num_classes, spec, analysis)
-
-
 __all__ = ["TASKS", "BoxTask", "ClassificationTask", "DetectionPredictions", "MaskPredictions", "RegionTask",
-           "SegmentationTask", "Task", "YoloTask", "boxes_input", "displayed_image", "image_input", "make_task",
+           "SegmentationTask", "Task", "YoloTask", "boxes_input", "displayed_image", "image_input",
            "predict_detections", "predict_masks", "task_class", "task_named"]
