@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from train.train_support import TINY, env, free_port
+from train.train_support import TINY, env, free_port, hooked_args
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
@@ -137,8 +137,9 @@ TRAIN_ARGS = ["--epochs", "3", "--set", "train_size=512", "--set", "val_size=128
 STEP_DELAY = "0.05"  # seconds after every step: an epoch of 16 steps lasts at least 0.8 s
 
 
-def _train_command(spec: Path, run_dir: Path, *extra: str) -> list[str]:
-    return ["-m", "compiler", "train", str(spec), *TRAIN_ARGS, "--run-dir", str(run_dir), *extra]
+def _train_command(spec: Path, run_dir: Path, trace: Path, *extra: str) -> list[str]:
+    """The arguments of python (or torchrun) for a slowed-down, traced `blockgraph train`."""
+    return [*hooked_args(STEP_DELAY, trace), "train", str(spec), *TRAIN_ARGS, "--run-dir", str(run_dir), *extra]
 
 
 def _stop_training(proc: subprocess.Popen, trace: Path, sig: signal.Signals, processes: int) -> set[int]:
@@ -160,8 +161,7 @@ def _stop_training(proc: subprocess.Popen, trace: Path, sig: signal.Signals, pro
 def test_a_signal_to_train_stops_its_data_loader_workers(tmp_path, sig):
     spec, run_dir, trace = tmp_path / "tiny.yaml", tmp_path / "run", tmp_path / "trace"
     spec.write_text(TINY)
-    proc = _start([sys.executable, *_train_command(spec, run_dir, "--workers", "2")],
-                  env=env(BLOCKGRAPH_TRAIN_STEP_DELAY=STEP_DELAY, BLOCKGRAPH_TRAIN_TRACE=str(trace)))
+    proc = _start([sys.executable, *_train_command(spec, run_dir, trace, "--workers", "2")], env=env())
     try:
         _stop_training(proc, trace, sig, processes=2)
         err = proc.stderr.read()
@@ -179,8 +179,8 @@ def test_a_signal_to_torchrun_stops_its_training_processes(tmp_path):
     spec, run_dir, trace = tmp_path / "tiny.yaml", tmp_path / "run", tmp_path / "trace"
     spec.write_text(TINY)
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
-               str(free_port()), *_train_command(spec, run_dir)]
-    proc = _start(command, env=env(BLOCKGRAPH_TRAIN_STEP_DELAY=STEP_DELAY, BLOCKGRAPH_TRAIN_TRACE=str(trace)))
+               str(free_port()), *_train_command(spec, run_dir, trace)]
+    proc = _start(command, env=env())
     try:
         _stop_training(proc, trace, signal.SIGHUP, processes=2)
         assert proc.returncode != 0  # torchrun reports the signal it got

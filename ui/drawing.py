@@ -1,12 +1,12 @@
 """Predictions drawn over validation images, for the Train tab (no Streamlit calls).
 
-`samples(predictions)` dispatches on what `compiler.train.tasks.validation_predictions`
-returned for a run:
+`samples(predictions)` draws what `compiler.train.predictions.validation_predictions` returned
+for a run, by what the predictions say they hold (their `drawn`: the `predicts` of the run's task):
 
-- `MaskPredictions` (segmentation): per image, the true mask and the predicted mask, each
+- "masks", `MaskPredictions` (segmentation): per image, the true mask and the predicted mask, each
   drawn over the (darkened) image with torchvision's `draw_segmentation_masks` (one colour per
   class, background left clear), and the pixel accuracy of the prediction;
-- `DetectionPredictions` (detection, region heads): per image, the true boxes and the
+- "boxes", `DetectionPredictions` (detection, region heads): per image, the true boxes and the
   predicted ones (label and score) drawn with torchvision's `draw_bounding_boxes`, with their
   instance masks under them when there are any.
 
@@ -16,7 +16,8 @@ st.image) and a "caption".
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 
@@ -87,16 +88,6 @@ def draw_detections(image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tens
     return out
 
 
-def kind_of(predictions: Any) -> str:
-    """'segmentation' or 'detection', from the shape of what validation_predictions returned."""
-    preds = getattr(predictions, "predictions", None)
-    if isinstance(preds, list) and all(isinstance(p, dict) for p in preds):
-        return "detection"
-    if isinstance(preds, torch.Tensor) and hasattr(predictions, "masks") and preds.ndim == 3:
-        return "segmentation"
-    raise TypeError(f"cannot draw {type(predictions).__name__}: expected MaskPredictions or DetectionPredictions")
-
-
 def segmentation_samples(predictions: Any) -> list[dict[str, Any]]:
     n_classes = max(len(predictions.classes), int(predictions.masks.max()) + 1 if predictions.masks.numel() else 1,
                     int(predictions.predictions.max()) + 1 if predictions.predictions.numel() else 1)
@@ -124,10 +115,31 @@ def detection_samples(predictions: Any) -> list[dict[str, Any]]:
     return out
 
 
+@dataclass(frozen=True)
+class Drawer:
+    """How to draw one kind of predictions."""
+
+    samples: Callable[[Any], list[dict[str, Any]]]
+    background: bool
+    """Whether class index 0 is the background (masks; detection labels index the classes)."""
+    what: str
+    """What is drawn, for captions: "masks", "boxes"."""
+
+
+DRAWERS = {"masks": Drawer(segmentation_samples, True, "masks"), "boxes": Drawer(detection_samples, False, "boxes")}
+
+
+def drawer(predictions: Any) -> Drawer:
+    """The drawer of `predictions`, by their `drawn` ("masks", "boxes")."""
+    found = DRAWERS.get(getattr(predictions, "drawn", None))
+    if found is None:
+        raise TypeError(f"cannot draw {type(predictions).__name__}: expected MaskPredictions or DetectionPredictions")
+    return found
+
+
 def samples(predictions: Any) -> list[dict[str, Any]]:
     """Drawn samples of MaskPredictions or DetectionPredictions (see the module docstring)."""
-    kind = kind_of(predictions)
-    return segmentation_samples(predictions) if kind == "segmentation" else detection_samples(predictions)
+    return drawer(predictions).samples(predictions)
 
 
 def legend(classes: list[str], background: bool = True) -> list[tuple[str, str]]:

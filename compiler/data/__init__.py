@@ -14,39 +14,16 @@ class count does not fit a dataset. See docs/datasets.md.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..spec.messages import did_you_mean, suggestion
+from .info import DatasetError, DatasetInfo
 
 __all__ = ["DatasetError", "DatasetInfo", "build_dataset", "check_compatible", "data_root", "dataset_names",
            "detection_collate"]
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a dataset gives: its classes and the per-sample shape of its images."""
-
-    name: str
-    num_classes: int
-    shape: tuple[int, ...]
-    """Per-sample shape: an image's, channels first, e.g. (3, 32, 32), or a sequence's, time first,
-    e.g. (100, 2)."""
-    classes: list[str]
-    task: str = "classification"
-    """"classification" (items are (image, label)), "detection" (items are (image, target)),
-    "segmentation" (items are (image, mask int64 [H, W]); class 0 is the background) or
-    "regression" (items are (input, target float [outputs]); no classes)."""
-    mean: tuple[float, ...] = field(default=(), compare=False)
-    """Per-channel mean the images were normalised with: image * std + mean gives [0, 1] back."""
-    std: tuple[float, ...] = field(default=(), compare=False)
-
-
-class DatasetError(RuntimeError):
-    """A dataset cannot be built: unknown name or option, files missing, an empty folder..."""
 
 
 NAMES = ("shapes", "adding", "mnist", "fashionmnist", "cifar10", "cifar100", "folder")

@@ -11,16 +11,17 @@ CLASS_WORDS = ("classes", "num_classes", "n_classes", "nclasses", "num_class", "
 
 
 def _analysis(spec):
-    import compiler
+    from ..analysis import Analysis, analyze
+    from ..spec import Spec, load
 
-    if isinstance(spec, compiler.Analysis):
+    if isinstance(spec, Analysis):
         return spec.spec, spec
-    if not isinstance(spec, compiler.Spec):
-        spec = compiler.load(spec)
-    return spec, compiler.analyze(spec)
+    if not isinstance(spec, Spec):
+        spec = load(spec)
+    return spec, analyze(spec)
 
 
-def _loc(spec, path: tuple) -> Loc:
+def spec_loc(spec, path: tuple) -> Loc:
     if spec.document is not None:
         return spec.document.loc(path)
     return Loc(spec.file, 1, 1)
@@ -30,7 +31,7 @@ def _dims(shape) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
-def _path_tuple(path: str) -> tuple:
+def path_tuple(path: str) -> tuple:
     """'nodes[3].body[1]' -> ('nodes', 3, 'body', 1)."""
     out: list = []
     for name, index in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]", path):
@@ -55,7 +56,7 @@ def class_var_problem(spec, var: str, what: str, wanted: int) -> Problem:
     else:
         fix = (f"set vars.{var} to {wanted} (--var {var}={wanted}), or let the dataset set it: "
                f"`{var}: {{dataset: classes, default: {spec.vars.get(var)}}}`")
-    return Problem(_loc(spec, ("vars", var)), f"{what}: {fix}", f"vars.{var}")
+    return Problem(spec_loc(spec, ("vars", var)), f"{what}: {fix}", f"vars.{var}")
 
 
 def check_compatible(spec, info, input_name: str | None = None) -> None:
@@ -75,7 +76,7 @@ def check_compatible(spec, info, input_name: str | None = None) -> None:
 def _input(spec, info, input_name, problems) -> str | None:
     if input_name is not None:
         if input_name not in spec.inputs:
-            problems.append(Problem(_loc(spec, ("inputs",)), f"the spec has no input {input_name!r} to feed with "
+            problems.append(Problem(spec_loc(spec, ("inputs",)), f"the spec has no input {input_name!r} to feed with "
                                     f"the dataset {info.name!r}; its inputs: {', '.join(spec.inputs)}", "inputs"))
             return None
         return input_name
@@ -84,7 +85,7 @@ def _input(spec, info, input_name, problems) -> str | None:
     fitting = [n for n, shape in spec.inputs.items() if len(shape) == len(info.shape)]
     if len(fitting) == 1:
         return fitting[0]
-    problems.append(Problem(_loc(spec, ("inputs",)), f"the spec has {len(spec.inputs)} inputs "
+    problems.append(Problem(spec_loc(spec, ("inputs",)), f"the spec has {len(spec.inputs)} inputs "
                             f"({', '.join(spec.inputs)}): say which one the dataset {info.name!r} feeds "
                             "(input_name=...)", "inputs"))
     return None
@@ -105,7 +106,7 @@ def _check_input(spec, info, name: str, problems) -> None:
     fix = f"set inputs.{name} to {_dims(gives)}"
     if hints:
         fix += f" (or pass {' / '.join(hints)})"
-    problems.append(Problem(_loc(spec, ("inputs", name)), f"the dataset {info.name!r} gives {_dims(gives)}, "
+    problems.append(Problem(spec_loc(spec, ("inputs", name)), f"the dataset {info.name!r} gives {_dims(gives)}, "
                             f"the spec takes {_dims(takes)}; {fix}", f"inputs.{name}"))
 
 
@@ -115,7 +116,7 @@ def _node_vars(spec, node) -> list[str]:
         return []
     value = spec.document.data
     try:
-        for part in _path_tuple(node.path):
+        for part in path_tuple(node.path):
             value = value[part]
     except (KeyError, IndexError, TypeError):
         return []
@@ -136,7 +137,7 @@ def _node_vars(spec, node) -> list[str]:
     return found
 
 
-def _class_var(spec, node, width: int) -> str | None:
+def class_var(spec, node, width: int) -> str | None:
     def matches(name):
         value = spec.vars.get(name)
         return isinstance(value, int) and not isinstance(value, bool) and value == width
@@ -175,7 +176,7 @@ def _check_classes(spec, analysis, info, problems) -> None:
         width = shape[0]
         if width == info.num_classes:
             continue
-        var = _class_var(spec, node, width) if node is not None else None
+        var = class_var(spec, node, width) if node is not None else None
         if var is not None and var in getattr(spec, "dataset_vars", {}):
             continue  # bound to the dataset: training sets it (compiler.train, dataset_values)
         what = (f"the spec's output has {width} classes, the dataset {info.name!r} has {info.num_classes}")
@@ -190,7 +191,7 @@ def _check_classes(spec, analysis, info, problems) -> None:
             if key in seen:
                 continue
             seen.add(key)
-            path = _path_tuple(where) if node is not None else ()
+            path = path_tuple(where) if node is not None else ()
             out_loc = loc
             if spec.document is not None and path and path + ("out",) in spec.document.marks:
                 out_loc, where = spec.document.marks[path + ("out",)], f"{where}.out"

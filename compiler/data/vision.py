@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from . import DatasetError, DatasetInfo
+from .info import DatasetError, DatasetInfo
 
 LUMA = (0.299, 0.587, 0.114)
 

@@ -1,8 +1,9 @@
 """Training a spec: `compiler.train(spec, epochs=3, lr=0.1, ...)` or `blockgraph train SPEC`.
 
-See docs/training.md. The pieces: `TrainConfig` (the settings, from the spec's `train:`
-section, a config file and options), the loop (`train`), checkpoints (`load_checkpoint`,
-loadable with `torch.load(..., weights_only=True)`) and metrics (metrics.jsonl/csv, curves.png).
+See docs/training.md and docs/architecture.md. The pieces: `TrainConfig` (the settings, from
+the spec's `train:` section, a config file and options), the tasks (`compiler.train.tasks`: what
+a spec learns), the loop (`train`), checkpoints (`load_checkpoint`, loadable with
+`torch.load(..., weights_only=True)`) and metrics (metrics.jsonl/csv, curves.png).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import types
 
 from .checkpoint import CheckpointError, load_checkpoint, load_state, load_weights
 from .config import TrainConfig, resolve_config
-from .loop import TrainError, TrainingDiverged, TrainingInterrupted, TrainResult, train
+from .loop import train
+from .outcomes import TrainError, TrainingDiverged, TrainingInterrupted, TrainResult
 
 __all__ = ["CheckpointError", "TrainConfig", "TrainError", "TrainResult", "TrainingDiverged", "TrainingInterrupted",
            "load_checkpoint", "load_state", "load_weights", "resolve_config", "train"]

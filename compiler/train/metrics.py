@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import atomic_write, atomic_write_text
+from .tasks import task_named
 
 COLUMNS = ("epoch", "step", "lr", "train_loss", "train_top1", "train_top5", "val_loss", "val_top1", "val_top5",
            "images_per_s", "seconds", "val_miou", "val_map50", "val_map", "val_mask_map50", "val_mask_map")
@@ -22,27 +23,13 @@ classifying). Detection runs: val_map50 / val_map are the box mAP at IoU 0.5 and
 have no top-1 (null), region classifiers report the fraction of regions classified right."""
 
 
-_HEAD = {"epoch": "epoch", "step": "step", "lr": "lr", "train_loss": "train loss"}
-_TAIL = {"images_per_s": "images/s", "seconds": "seconds"}
-_MAPS = {"val_map50": "val mAP@0.5", "val_map": "val mAP@0.5:0.95"}
-TASK_COLUMNS: dict[str, dict[str, str]] = {
-    "classification": {**_HEAD, "train_top1": "train top-1", "train_top5": "train top-5", "val_loss": "val loss",
-                       "val_top1": "val top-1", "val_top5": "val top-5", **_TAIL},
-    "segmentation": {**_HEAD, "train_top1": "train pixel acc", "val_loss": "val loss", "val_top1": "val pixel acc",
-                     "val_miou": "val mIoU", **_TAIL},
-    "detection": {**_HEAD, "val_loss": "val loss", **_MAPS, **_TAIL},
-    "regions": {**_HEAD, "train_top1": "train region acc", "val_loss": "val loss", "val_top1": "val region acc",
-                **_MAPS, "val_mask_map50": "val mask mAP@0.5", "val_mask_map": "val mask mAP@0.5:0.95", **_TAIL},
-}
-"""Per task (as `Task.kind` names it), the columns of COLUMNS that mean something for it and
-what to call them: every row carries every column (null where a task has no such number), so
-a table of a classification run would otherwise show empty mIoU and mAP columns, and one of a
-segmentation run call its pixel accuracy "top-1"."""
-
-
 def task_columns(task: str) -> dict[str, str]:
-    """Column -> label for a run of `task` (an unknown task: every column, named as it is)."""
-    return TASK_COLUMNS.get(task, {k: k for k in COLUMNS})
+    """Column -> label for a run of `task` (as `Task.kind` names it; its class's `columns`):
+    every row carries every column (null where a task has no such number), so a table of a
+    classification run would otherwise show empty mIoU and mAP columns, and one of a
+    segmentation run call its pixel accuracy "top-1". An unknown task: every column, as named."""
+    found = task_named(task)
+    return dict(found.columns) if found is not None else {k: k for k in COLUMNS}
 
 
 def labelled(rows: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:

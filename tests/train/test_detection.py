@@ -13,8 +13,8 @@ import torch
 import compiler
 from compiler.data import DatasetInfo, build_dataset
 from compiler.detection import yolo
-from compiler.train.detection import DetectionPredictions, YoloTask
-from compiler.train.tasks import DETECTION, dataset_problem, task_of, validation_predictions
+from compiler.train.predictions import validation_predictions
+from compiler.train.tasks import DetectionPredictions, YoloTask, task_class
 
 ROOT = Path(__file__).resolve().parents[2]
 YOLO = ROOT / "specs" / "yolov1_shapes.yaml"
@@ -23,12 +23,12 @@ SMALL = {"width": 8}  # the zoo's architecture at a quarter of its width: second
 
 def test_a_spec_ending_in_yolo_head_learns_detection():
     spec = compiler.load(YOLO)
-    assert task_of(spec, compiler.analyze(spec)) == DETECTION
+    assert task_class(spec, compiler.analyze(spec)) is YoloTask
 
 
 def test_a_dataset_without_boxes_is_refused_with_the_option_that_gives_them():
     mnist = DatasetInfo("mnist", 10, (1, 28, 28), [str(i) for i in range(10)], "classification")
-    problem = dataset_problem(DETECTION, mnist)
+    problem = YoloTask.dataset_problem(mnist)
     assert "dataset 'mnist' has no boxes" in problem and "task: detection" in problem
 
 

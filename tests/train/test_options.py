@@ -12,7 +12,7 @@ import torch
 import compiler
 import compiler.data
 from compiler.cli import main
-from compiler.train.loop import _lr_lambda
+from compiler.train.schedule import lr_lambda
 from compiler.train import TrainConfig
 from train_support import TINY
 
@@ -37,14 +37,14 @@ def test_settings_train(settings, tmp_path):
 
 def test_schedules():
     cfg = TrainConfig(epochs=4, lr=1.0, schedule="cosine", warmup_epochs=1)
-    f = _lr_lambda(cfg, 10)
+    f = lr_lambda(cfg, 10)
     assert [round(f(s), 3) for s in (0, 4, 9)] == [0.1, 0.5, 1.0]  # linear warm-up
     assert f(10) == pytest.approx(1.0) and f(25) == pytest.approx(0.5) and f(40) == pytest.approx(0.0)
-    step = _lr_lambda(TrainConfig(epochs=6, lr=1.0, schedule="step", step_size=2, gamma=0.5), 10)
+    step = lr_lambda(TrainConfig(epochs=6, lr=1.0, schedule="step", step_size=2, gamma=0.5), 10)
     assert [step(s) for s in (0, 19, 20, 45)] == [1.0, 1.0, 0.5, 0.25]
-    one = _lr_lambda(TrainConfig(epochs=10, lr=1.0, schedule="onecycle"), 10)
+    one = lr_lambda(TrainConfig(epochs=10, lr=1.0, schedule="onecycle"), 10)
     assert one(0) == pytest.approx(0.04) and one(30) == pytest.approx(1.0) and one(100) < 1e-5
-    assert _lr_lambda(TrainConfig(schedule="constant", lr=0.3), 5)(17) == 1.0
+    assert lr_lambda(TrainConfig(schedule="constant", lr=0.3), 5)(17) == 1.0
 
 
 class _FourClasses(torch.utils.data.Dataset):

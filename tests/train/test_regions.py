@@ -15,9 +15,8 @@ from torchvision.ops import box_iou
 import compiler
 from compiler.data import build_dataset, detection_collate
 from compiler.detection.proposals import box_targets
-from compiler.train.detection import DetectionPredictions
-from compiler.train.regions import RegionTask
-from compiler.train.tasks import REGIONS, task_of, validation_predictions
+from compiler.train.predictions import validation_predictions
+from compiler.train.tasks import DetectionPredictions, RegionTask, task_class
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = {name: ROOT / "specs" / f"{name}.yaml" for name in ("rcnn_shapes", "fast_rcnn_shapes", "mask_rcnn_shapes")}
@@ -38,7 +37,7 @@ def _scenes(n: int = 8):
 @pytest.mark.parametrize("name", list(SPECS))
 def test_specs_that_take_boxes_learn_regions(name):
     spec = compiler.load(SPECS[name])
-    assert task_of(spec, compiler.analyze(spec)) == REGIONS
+    assert task_class(spec, compiler.analyze(spec)) is RegionTask
 
 
 def test_sampled_regions_are_labelled_by_their_overlap_with_the_objects():

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 import compiler
 from compiler.cli import main
-from train_support import ROOT, TINY, env, train_command
+from train_support import ROOT, TINY, env, hooked_train_command
 
 ARGS = ["--epochs", "3", "--set", "train_size=512", "--set", "val_size=128", "-q"]
 DELAY = "0.05"  # seconds per step: epoch 2 (16 steps) lasts at least 0.8 s
@@ -37,8 +37,8 @@ def reference(spec_file) -> Path:
 
 
 def _start_slow(spec_file: Path, run_dir: Path, trace: Path) -> subprocess.Popen:
-    return subprocess.Popen(train_command(spec_file, *ARGS, "--run-dir", run_dir), cwd=ROOT,
-                            env=env(BLOCKGRAPH_TRAIN_STEP_DELAY=DELAY, BLOCKGRAPH_TRAIN_TRACE=str(trace)),
+    return subprocess.Popen(hooked_train_command(DELAY, trace, spec_file, *ARGS, "--run-dir", run_dir), cwd=ROOT,
+                            env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

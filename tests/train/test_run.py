@@ -92,7 +92,9 @@ def test_memory_estimate_over_the_budget_is_refused_before_building(tiny_spec, t
     def no_build(*args, **kwargs):
         raise AssertionError("built the model")
 
-    monkeypatch.setattr(compiler, "build", no_build)
+    import compiler.fx
+
+    monkeypatch.setattr(compiler.fx, "build", no_build)  # what the trainer builds with
     run_dir = tmp_path / "mem"
     with pytest.raises(TrainError) as info:
         compiler.train(tiny_spec, run_dir=str(run_dir), quiet=True, memory_budget=1e-9)
@@ -103,9 +105,9 @@ def test_memory_estimate_over_the_budget_is_refused_before_building(tiny_spec, t
 
 
 def test_memory_check_uses_the_devices_free_memory(tiny_spec, tmp_path, monkeypatch):
-    from compiler.train import loop
+    from compiler.train import setup
 
-    monkeypatch.setattr(loop, "free_memory", lambda device: (1000, "a test"))
+    monkeypatch.setattr(setup, "free_memory", lambda device: (1000, "a test"))
     with pytest.raises(TrainError, match=r"x 1000 B \(a test\) = 800 B on cpu"):
         compiler.train(tiny_spec, run_dir=str(tmp_path / "m"), quiet=True)
 

@@ -14,7 +14,8 @@ from torch import nn
 
 import compiler
 from compiler.data import DatasetInfo, build_dataset
-from compiler.train.tasks import dataset_problem, task_of, validation_predictions
+from compiler.train.predictions import validation_predictions
+from compiler.train.tasks import ClassificationTask, SegmentationTask, task_class
 from support import copy_by_order
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +89,7 @@ def test_unet_small_shapes_is_a_unet():
     reference = HandUNet()
     assert analysis.params == sum(p.numel() for p in reference.parameters()) == 482_839
     assert analysis.graph.shapes["logits"] == (7, 64, 64)
-    assert task_of(spec, analysis) == "segmentation"
+    assert task_class(spec, analysis) is SegmentationTask
     ours = compiler.build(spec, seed=0)
     copy_by_order(ours, reference)
     x = torch.randn(2, 3, 64, 64)
@@ -100,7 +101,7 @@ def test_unet_small_shapes_is_a_unet():
 
 def test_classification_specs_stay_classification():
     spec = compiler.load(ROOT / "specs" / "default.yaml")
-    assert task_of(spec, compiler.analyze(spec)) == "classification"
+    assert task_class(spec, compiler.analyze(spec)) is ClassificationTask
 
 
 # -- the masks ---------------------------------------------------------------------------------------
@@ -122,8 +123,8 @@ def test_shapes_segmentation_masks_are_the_object_masks():
 
 def test_a_dataset_without_masks_is_refused_for_segmentation():
     mnist = DatasetInfo("mnist", 10, (1, 28, 28), [str(i) for i in range(10)])
-    assert "dataset 'mnist' has no per-pixel masks" in dataset_problem("segmentation", mnist)
-    assert dataset_problem("classification", mnist) is None
+    assert "dataset 'mnist' has no per-pixel masks" in SegmentationTask.dataset_problem(mnist)
+    assert ClassificationTask.dataset_problem(mnist) is None
 
 
 # -- training -------------------------------------------------------------------------------------

@@ -52,6 +52,21 @@ def train_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "compiler", "train", *map(str, args)]
 
 
+HOOKED_TRAIN = Path(__file__).resolve().parent / "hooked_train.py"
+"""The launcher of a slowed-down, traced trainer (see hooked_train.py)."""
+
+
+def hooked_args(delay: str, trace: Path | None = None) -> list[str]:
+    """hooked_train.py and its options: sleep `delay` seconds after every step, append
+    "EPOCH STEP" lines to `trace`; the command line (or `-m MODULE ...`) follows."""
+    return [str(HOOKED_TRAIN), "--step-delay", str(delay), *(["--trace", str(trace)] if trace else [])]
+
+
+def hooked_train_command(delay: str, trace: Path, *args: str) -> list[str]:
+    """`blockgraph train ARGS` in a subprocess whose runs sleep and trace after every step."""
+    return [sys.executable, *hooked_args(delay, trace), "train", *map(str, args)]
+
+
 def run_train(*args: str, timeout: float = 120, **env_extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(train_command(*args), cwd=ROOT, env=env(**env_extra), capture_output=True, text=True,
                           timeout=timeout)

@@ -34,7 +34,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 DOC_SHOTS = ROOT / "docs" / "screenshots"
 DEFAULT = (ROOT / "specs" / "default.yaml").read_text()
 sys.path.insert(0, str(ROOT / "tests" / "train"))
-from train_support import TINY  # noqa: E402
+from train_support import TINY, hooked_args  # noqa: E402
 MAX_SHOT_BYTES = 300_000
 
 if not os.path.exists(CHROMIUM):
@@ -57,12 +57,12 @@ def server(tmp_path_factory):
     """The app on a free port of 127.0.0.1; killed (its whole process group) at the end."""
     port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+    # a slowed-down trainer, so the progress is seen changing before the run ends
+    command = [sys.executable, *hooked_args("0.1"), "-m", "streamlit", "run", str(APP), "--server.headless", "true",
                "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none", "--", str(ROOT / "specs" / "default.yaml")]
     with open(log, "wb") as out:
-        # a slowed-down trainer, so the progress is seen changing before the run ends
-        env = dict(os.environ, BLOCKGRAPH_TRAIN_STEP_DELAY="0.1", OMP_NUM_THREADS="1", BLOCKGRAPH_EDITOR="plain")
+        env = dict(os.environ, OMP_NUM_THREADS="1", BLOCKGRAPH_EDITOR="plain")
         proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                 env=env)
     url = f"http://127.0.0.1:{port}"

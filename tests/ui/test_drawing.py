@@ -8,8 +8,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 torch.set_num_threads(1)
 
-from compiler.train.detection import DetectionPredictions  # noqa: E402
-from compiler.train.tasks import MaskPredictions  # noqa: E402
+from compiler.train.tasks import DetectionPredictions, MaskPredictions  # noqa: E402
 from ui import drawing  # noqa: E402
 
 # a tiny encoder-decoder on 16x16 shapes masks: 7 classes (background + 6 shapes) per pixel
@@ -61,7 +60,7 @@ def test_segmentation_samples_pair_truth_and_prediction_with_pixel_accuracy():
     pred[1, 2:6, 2:4] = 3  # half of image 1's object is given another class: 8 of 64 pixels wrong
     classes = ["background", "circle", "square", "triangle", "star", "cross", "ring"]
     preds = MaskPredictions(images, truth, pred, classes)
-    assert drawing.kind_of(preds) == "segmentation"
+    assert drawing.drawer(preds).what == "masks" and drawing.drawer(preds).background
     samples = drawing.samples(preds)
     assert [s["accuracy"] for s in samples] == [1.0, 56 / 64]
     assert samples[1]["caption"] == "87.5% of pixels right; found circle, triangle"
@@ -79,7 +78,7 @@ def test_detection_samples_draw_boxes_labels_and_masks():
     pred = {"boxes": torch.tensor([[5.0, 5.0, 21.0, 21.0], [0.0, 0.0, 8.0, 8.0]]), "scores": torch.tensor([0.9, 0.4]),
             "labels": torch.tensor([1, 2]), "masks": masks.repeat(2, 1, 1)}
     preds = DetectionPredictions(image[None], [target], [pred], ["circle", "square", "triangle"])
-    assert drawing.kind_of(preds) == "detection"
+    assert drawing.drawer(preds).what == "boxes" and not drawing.drawer(preds).background
     (sample,) = drawing.samples(preds)
     assert sample["caption"] == "1 true, 2 predicted"
     truth = torch.from_numpy(sample["truth"]).permute(2, 0, 1)
@@ -100,7 +99,7 @@ def test_detection_samples_draw_boxes_labels_and_masks():
 
 def test_unknown_predictions_are_refused():
     with pytest.raises(TypeError, match="cannot draw"):
-        drawing.kind_of(object())
+        drawing.drawer(object())
 
 
 def test_train_tab_draws_predicted_masks_of_a_segmentation_run(app):

@@ -117,8 +117,11 @@ def train_evaluation(run) -> None:
 
     from ui import train_panel as tp
 
+    from compiler.train.tasks import task_named
+
     task = run.progress.get("task", "classification")
-    if task != "classification":
+    kind = task_named(task)
+    if kind is not None and kind.predicts:  # masks or boxes, drawn over the images
         if st.toggle("Predictions on validation images", key="train_eval"):
             train_predictions(run, task)
         return
@@ -145,21 +148,21 @@ def train_evaluation(run) -> None:
 
 def train_predictions(run, task: str, n: int = 8) -> None:
     """What a segmentation or detection run's model predicts on its first validation images
-    (compiler.train.tasks.validation_predictions), truth and prediction drawn side by side."""
+    (compiler.train.predictions.validation_predictions), truth and prediction drawn side by side."""
     from ui import drawing
 
     try:
-        from compiler.train.tasks import validation_predictions
+        from compiler.train.predictions import validation_predictions
 
         predictions = validation_predictions(run.run_dir, n)
         samples = drawing.samples(predictions)
     except Exception as exc:  # noqa: BLE001 - shown, not raised
         st.warning(f"Predictions not available for this run: {type(exc).__name__}: {exc}")
         return
-    kind = drawing.kind_of(predictions)
+    drawer = drawing.drawer(predictions)
     chips = " ".join(f"<span style='background:{c};padding:0 6px;border-radius:3px'>&nbsp;</span> {name}"
-                     for name, c in drawing.legend(predictions.classes, background=kind == "segmentation"))
-    what = "masks" if kind == "segmentation" else "boxes"
+                     for name, c in drawing.legend(predictions.classes, background=drawer.background))
+    what = drawer.what
     st.caption(f"{run.label} ({task}): true {what} (left) and predicted {what} (right) on the first {len(samples)} "
                "validation images.")
     st.markdown(chips, unsafe_allow_html=True)

@@ -25,19 +25,21 @@ import torch.fx
 from torch.nn import functional as F
 from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes, roi_align
 
-from ..detection.proposals import box_targets, class_deltas, decode_boxes, sample_rois, sliding_windows
-from ..errors import Problem, SpecError
-from .detection import _DetectionBase
-from .tasks import REGIONS, boxes_input
+from ...detection.proposals import box_targets, class_deltas, decode_boxes, sample_rois, sliding_windows
+from ...errors import Problem, SpecError
+from .base import HEAD_COLUMNS, MAP_COLUMNS, TAIL_COLUMNS, BoxTask, boxes_input, image_input
 
 MASK_SIZE_DEFAULT = 28
 
 
-class RegionTask(_DetectionBase):
+class RegionTask(BoxTask):
     """Classify, refine (and mask) regions of an image: the R-CNN family's heads."""
 
-    kind = REGIONS
+    kind = "regions"
     has_accuracy = True
+    columns = {**HEAD_COLUMNS, "train_top1": "train region acc", "val_loss": "val loss",
+               "val_top1": "val region acc", **MAP_COLUMNS, "val_mask_map50": "val mask mAP@0.5",
+               "val_mask_map": "val mask mAP@0.5:0.95", **TAIL_COLUMNS}
 
     fg_fraction = 0.25
     jitter = 4  # jittered copies of each object's box among the candidates (positives everywhere)
@@ -61,8 +63,20 @@ class RegionTask(_DetectionBase):
         self.generator = torch.Generator().manual_seed(0)
 
     # -- checks ----------------------------------------------------------------------------
+    @classmethod
+    def matches(cls, spec, analysis) -> bool:
+        """An image and boxes in (R-CNN, Fast R-CNN, Mask R-CNN heads that classify, refine and
+        mask given regions)."""
+        return boxes_input(spec) is not None and len(spec.inputs) == 2
+
+    @classmethod
+    def signature_problem(cls, spec):
+        if len(spec.inputs[image_input(spec)]) == 3:
+            return None  # any number of per-region outputs: `check` reads them
+        return super().signature_problem(spec)
+
     def check(self, spec, analysis, info) -> None:
-        from ..data.compat import _class_var, _loc, class_var_problem
+        from ...data.compat import class_var, class_var_problem, spec_loc
 
         k = info.num_classes + 1
         wanted = [("cls", self.cls_at, (k,), f"[{k}] class logits (background + {info.num_classes} classes)"),
@@ -71,7 +85,7 @@ class RegionTask(_DetectionBase):
             wanted.append(("mask", self.mask_at, None, f"[{k}, M, M] mask logits (one mask per class)"))
         for role, at, shape, what in wanted:
             if at is None:
-                raise SpecError(Problem(spec.output_locs[0] if spec.output_locs else _loc(spec, ("outputs",)),
+                raise SpecError(Problem(spec.output_locs[0] if spec.output_locs else spec_loc(spec, ("outputs",)),
                                         f"a spec that takes boxes ({self.rois_name}) gives per region a `{role}` "
                                         f"output of {what}; outputs: {', '.join(self.outputs)}", "outputs"))
             got = self.shapes[at]
@@ -83,7 +97,7 @@ class RegionTask(_DetectionBase):
             message = (f"output {out_id!r} ({role}) gives {list(got)} per region, the dataset {info.name!r} "
                        f"({info.num_classes} classes: {', '.join(info.classes)}) needs {what}")
             width = got[0] if role == "cls" else got[0] // 4 if role == "box" else got[0]
-            var = _class_var(spec, node, width - 1) if node is not None else None
+            var = class_var(spec, node, width - 1) if node is not None else None
             if var is not None:
                 raise SpecError(class_var_problem(spec, var, message, info.num_classes))
             raise SpecError(Problem(node.loc if node is not None else spec.output_locs[at], message,
@@ -164,10 +178,6 @@ class RegionTask(_DetectionBase):
         per_image = hits.reshape(len(target), -1).mean(dim=1).sum()
         return per_image, torch.zeros((), device=hits.device)
 
-    @property
-    def top5(self) -> bool:
-        return False
-
     # -- detections and mAP ------------------------------------------------------------------
     @torch.no_grad()
     def detect(self, model, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
@@ -242,8 +252,8 @@ class RegionTask(_DetectionBase):
 
     def evaluate_start(self, device: torch.device) -> None:
         self.eval_generator = torch.Generator().manual_seed(1)
-        self.metric = self._map_metric(device)
-        self.mask_metric = self._map_metric(device, "segm") if self.mask_at is not None else None
+        self.metric = self.map_metric(device)
+        self.mask_metric = self.map_metric(device, "segm") if self.mask_at is not None else None
 
     def evaluate_update(self, batch, target) -> None:
         device = batch["labels"].device
