@@ -55,17 +55,20 @@ class TrainResult:
     @property
     def metric(self) -> str:
         """The row key that says how good an epoch is: mask mAP@0.5 for instance masks, box
-        mAP@0.5 for detection, mIoU for segmentation, else val top-1."""
-        for key in ("val_mask_map50", "val_map50", "val_miou"):
+        mAP@0.5 for detection, mIoU for segmentation, val top-1 for classification, else (a
+        regression) the val loss, where lower is better."""
+        for key in ("val_mask_map50", "val_map50", "val_miou", "val_top1"):
             if any(r.get(key) is not None for r in self.history):
                 return key
-        return "val_top1"
+        return "val_loss" if self.history else "val_top1"
 
     @property
     def best(self) -> dict[str, Any] | None:
         key = self.metric
         rows = [r for r in self.history if r.get(key) is not None]
-        return max(rows, key=lambda r: r[key]) if rows else None
+        if not rows:
+            return None
+        return min(rows, key=lambda r: r[key]) if key == "val_loss" else max(rows, key=lambda r: r[key])
 
 
 def diverged(*, epoch: int, step: int, value: float, cfg: TrainConfig, saved_epoch: int,

@@ -26,8 +26,10 @@ def setup_lines(*, data, spec_name: str, params: int, device, cfg, processes: in
     """What a run trains on and with ("data: ...", "model: ..."); `processes` 0 in one process."""
     info = data.info
     procs = f" ({processes} processes x {cfg.batch_size // processes})" if processes else ""
-    return [f"data: {info.name}, {info.num_classes} classes, {'x'.join(map(str, info.shape))}, "
-            f"{len(data.train_set):,} train / {len(data.val_set):,} val images",
+    what = f"{info.num_classes} classes" if info.classes else info.task
+    items = "images" if len(info.shape) == 3 else "sequences" if len(info.shape) == 2 else "samples"
+    return [f"data: {info.name}, {what}, {'x'.join(map(str, info.shape))}, "
+            f"{len(data.train_set):,} train / {len(data.val_set):,} val {items}",
             f"model: {spec_name}, {params:,} parameters on {device}; {cfg.optimizer} lr {cfg.lr:g} "
             f"{cfg.schedule}, batch {cfg.batch_size}{procs}, {cfg.epochs} epochs"
             + (f", amp {cfg.amp}" if cfg.amp != "off" else "")]
@@ -75,10 +77,10 @@ def summary_line(result: TrainResult, weights: str) -> str | None:
     best, final = result.best, result.final
     if final is None:
         return None
-    metric, key = (("mIoU", "val_miou") if final.get("val_miou") is not None
-                   else ("mask mAP@0.5", "val_mask_map50") if final.get("val_mask_map50") is not None
-                   else ("mAP@0.5", "val_map50") if final.get("val_map50") is not None
-                   else ("top-1", "val_top1"))
-    return (f"done: {result.epochs} epochs; val {metric} {fmt_pct(final[key])}"
-            + (f" (best {fmt_pct(best[key])} at epoch {best['epoch']})" if best else "")
+    key = result.metric
+    metric = {"val_miou": "mIoU", "val_mask_map50": "mask mAP@0.5", "val_map50": "mAP@0.5", "val_top1": "top-1",
+              "val_loss": "loss"}[key]
+    value = fmt_pct if key != "val_loss" else (lambda x: "-" if x is None else f"{x:.4f}")
+    return (f"done: {result.epochs} epochs; val {metric} {value(final[key])}"
+            + (f" (best {value(best[key])} at epoch {best['epoch']})" if best else "")
             + f"; weights in {weights}")

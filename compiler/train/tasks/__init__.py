@@ -4,6 +4,7 @@
 - `yolo.YoloTask` ("detection"): the output node is a `yolo_head`;
 - `regions.RegionTask` ("regions"): the spec takes an image and [R, 4] boxes (R-CNN heads);
 - `segmentation.SegmentationTask`: the output is [classes, H, W] with the image's H and W;
+- `regression.RegressionTask`: the output is [1], one number per sample (MSE);
 - `classification.ClassificationTask`: any other spec (output [classes]).
 
 The task of a spec is the first class of `TASKS` whose `matches(spec, analysis)` is true, so a
@@ -15,10 +16,11 @@ from __future__ import annotations
 from .base import BoxTask, DetectionPredictions, Task, boxes_input, displayed_image, image_input, predict_detections
 from .classification import ClassificationTask
 from .regions import RegionTask
+from .regression import RegressionTask
 from .segmentation import MaskPredictions, SegmentationTask, predict_masks
 from .yolo import YoloTask
 
-TASKS: tuple[type[Task], ...] = (YoloTask, RegionTask, SegmentationTask, ClassificationTask)
+TASKS: tuple[type[Task], ...] = (YoloTask, RegionTask, SegmentationTask, RegressionTask, ClassificationTask)
 """Most specific first: the last one matches every spec."""
 
 
@@ -32,6 +34,6 @@ def task_named(kind: str) -> type[Task] | None:
     return next((cls for cls in TASKS if cls.kind == kind), None)
 
 
-__all__ = ["TASKS", "BoxTask", "ClassificationTask", "DetectionPredictions", "MaskPredictions", "RegionTask",
+__all__ = ["TASKS", "BoxTask", "ClassificationTask", "DetectionPredictions", "MaskPredictions", "RegionTask", "RegressionTask",
            "SegmentationTask", "Task", "YoloTask", "boxes_input", "displayed_image", "image_input",
            "predict_detections", "predict_masks", "task_class", "task_named"]
