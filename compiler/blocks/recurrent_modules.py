@@ -11,6 +11,7 @@ cuDNN's fused kernel (benchmarks/lstm_layer_norm.py measures what that costs).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -66,12 +67,12 @@ class LayerNormLSTMCell(nn.Module):
 
     def forward(self, x, steps: int, reverse: bool = False):
         """x: [N, T, F] -> every step's hidden state [N, T, H] and the last one [N, H]."""
-        projected = self.norm_ih(x @ self.weight_ih.T)  # all steps at once: one matmul
-        h = x.new_zeros(x.shape[0], self.hidden)
-        c = x.new_zeros(x.shape[0], self.hidden)
+        projected = self.norm_ih(F.linear(x, self.weight_ih))  # all steps at once: one matmul
+        h = torch.zeros_like(projected[:, 0, :self.hidden])  # [N, H], no shape read: fx traces it
+        c = torch.zeros_like(h)
         outputs = [h] * steps
         for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
-            gates = projected[:, t] + self.norm_hh(h @ self.weight_hh.T) + self.bias
+            gates = projected[:, t] + self.norm_hh(F.linear(h, self.weight_hh)) + self.bias
             i, f, g, o = gates.chunk(4, dim=1)  # PyTorch's gate order
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(self.norm_cell(c))
