@@ -31,9 +31,16 @@ from pydantic import Field, PositiveInt, model_validator
 from .base import Block, Flag, Shape
 from .registry import register
 
-SEQUENCE_HINT = ("a recurrent op reads a sequence [time, features]: reshape or permute to [T, F] first, e.g. "
-                 "an image [C, H, W] read row by row is {op: permute, dims: [1, 0, 2]} then "
-                 "{op: reshape, shape: [H, C*W]}")
+
+
+def sequence_hint(shape: Shape) -> str:
+    """The fix for a non-sequence input: for a map [C, H, W], the two nodes reading it row by row."""
+    text = "reshape or permute it to [T, F] first"
+    if len(shape) == 3:
+        c, h, w = shape
+        text += (f", e.g. row by row ({h} steps of {c}*{w} features): {{op: permute, dims: [1, 0, 2]}} then "
+                 f"{{op: reshape, shape: [{h}, {c * w}]}}")
+    return text + "; a vector [F] is one step: {op: reshape, shape: [1, F]}" if len(shape) == 1 else text
 
 
 class _Recurrent(Block):
@@ -71,7 +78,7 @@ class _Recurrent(Block):
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         shape = in_shapes[0]
-        self.check_rank(shape, SEQUENCE_HINT)
+        self.check_rank(shape, sequence_hint(shape))
         width = self.hidden * self.directions
         return (shape[0], width) if self.returns == "all" else (width,)
 

@@ -68,7 +68,7 @@ def test_the_rank_message_names_what_the_op_takes_and_the_fix():
         compiler.analyze(compiler.load(text))
     assert info.value.first.message.startswith(
         "node 'node' (gru): gru expects a sequence [time, features]. Received: input shape [3, 32, 32]; "
-        "a recurrent op reads a sequence [time, features]: reshape or permute to [T, F] first")
+        "reshape or permute it to [T, F] first, e.g. row by row (32 steps of 3*32 features)")
     text = _spec("yolo_head", {"grid": 2, "boxes": 1, "classes": 1}, [(6, 2)])
     with pytest.raises(SpecError) as info:
         compiler.analyze(compiler.load(text))

@@ -182,9 +182,9 @@ def test_embedding_feeds_a_gru():
 
 @pytest.mark.parametrize("node, shape, fragments", [
     ("{op: lstm, hidden: 8}", [3, 32, 32], ["lstm expects a sequence [time, features]", "[3, 32, 32]",
-                                            "reshape or permute to [T, F]"]),
+                                            "reshape or permute it to [T, F]"]),
     ("{op: gru, hidden: 8, dropout: 0.2}", [5, 4], ["dropout acts between stacked layers", "layers: 2"]),
-    ("{op: lstm, hidden: 8, returns: banana}", [5, 4], ["banana", "'all' or 'last'"]),
+    ("{op: lstm, hidden: 8, returns: banana}", [5, 4], ["'all' or 'last'", "banana"]),
     ("{op: linear, out: 3, norm: batch}", [5, 4], ["takes only norm: layer", "[5, 4]"]),
     ("{op: time_pool}", [4, 5, 5], ["time_pool expects a sequence [time, features]"]),
 ])
