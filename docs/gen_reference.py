@@ -64,6 +64,7 @@ MODEL_NAMES = {
     "Rule": ("", "rule", "spec-language.md", "rules-weight-and-bias"),
     "NodeInit": ("", "node init", "spec-language.md", "per-node-init"),
     "InitPolicy": ("", "init", "spec-language.md", "init-policies"),
+    "RecurrentRule": ("", "lstm rule", "spec-language.md", "lstm-rule"),
     "SEOptions": ("number or ", "se options", "blocks.md", "se-options"),
 }
 
