@@ -139,7 +139,8 @@ RANK_WORDS = {1: "a flat vector [features]", 2: "a [channels, length] tensor", 3
 SEQUENCE_WORDS = {**RANK_WORDS, 2: "a sequence [time, features]"}
 
 
-def expect_rank(op: str, shape: Shape, rank: int | tuple[int, ...], hint: str = "", sequence: bool = False) -> None:
+def expect_rank(op: str, shape: Shape, rank: int | tuple[int, ...], hint: str = "",
+                sequence: bool = False) -> None:
     ranks = (rank,) if isinstance(rank, int) else tuple(rank)
     if len(shape) not in ranks:
         words = SEQUENCE_WORDS if sequence else RANK_WORDS

@@ -32,7 +32,6 @@ from .base import Block, Flag, Shape
 from .registry import register
 
 
-
 def sequence_hint(shape: Shape) -> str:
     """The fix for a non-sequence input: for a map [C, H, W], the two nodes reading it row by row."""
     text = "reshape or permute it to [T, F] first"

@@ -48,9 +48,9 @@ class Recurrent(nn.Module):
 
 
 class LayerNormLSTMCell(nn.Module):
-    """One direction of one layer (Ba et al. 2016, eq. 20-22): the input and the recurrent
-    projections are each layer-normalised (gain only: the single bias `bias` shifts them), and
-    so is the cell state before the output tanh (gain and shift)."""
+    """One direction of one layer of Ba et al. 2016's layer-normalised LSTM: the input and the
+    recurrent projections are each layer-normalised (gain only: the single bias `bias` shifts
+    them), and so is the cell state before the output tanh (gain and shift)."""
 
     def __init__(self, features: int, hidden: int, eps: float = 1e-5):
         super().__init__()
