@@ -125,8 +125,7 @@ def test_bidirectional_stacked_lstm_returns_and_costs():
 def _ln_lstm_by_hand(x, cell, reverse=False):
     """Ba et al. 2016's layer-normalised LSTM: gates = LN(W_x x) + LN(W_h h) + b,
     c = s(f) c + s(i) tanh(g), h = s(o) tanh(LN(c)); the gains and shift read from the module's
-    parameters."""Ba et al. 2016's layer-normalised LSTM: gates = LN(W_x x) + LN(W_h h) + b, c = s(f) c + s(i) tanh(g),
-    h = s(o) tanh(LN(c)); the gains and shift read from the module's parameters."""
+    parameters."""
     n, t, _ = x.shape
     hidden = cell.hidden
     h, c = x.new_zeros(n, hidden), x.new_zeros(n, hidden)
