@@ -81,9 +81,6 @@ class _Recurrent(Block):
         width = self.hidden * self.directions
         return (shape[0], width) if self.returns == "all" else (width,)
 
-    def window(self, in_shapes: list[Shape]) -> tuple[int, int]:
-        return in_shapes[0][0], 1  # a state may have read every step (the last one has)
-
     def layer_inputs(self, features: int) -> list[int]:
         """The input features of each layer: F, then H*dirs."""
         return [features] + [self.hidden * self.directions] * (self.layers - 1)

@@ -35,9 +35,6 @@ class TimePool(Block):
         self.check_rank(in_shapes[0], "time_pool reads a sequence [T, F], e.g. an lstm with returns: all")
         return (in_shapes[0][1],)
 
-    def window(self, in_shapes: list[Shape]) -> tuple[int, int]:
-        return in_shapes[0][0], 1  # one window over every step
-
     def emit(self, em, args):
         import torch
 
