@@ -288,7 +288,7 @@ def _constructor(module: nn.Module, path: str) -> str:
     from its attributes, and checked by building it again and comparing every attribute."""
     cls = type(module)
     kwargs: dict[str, Any] = {}
-    for name, param in inspect.signature(cls.__init__).parameters.items():
+    for name, param in _init_parameters(cls).items():
         if name in ("self", "device", "dtype") or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         if name == "bias" and isinstance(getattr(module, "bias", None), (torch.Tensor, type(None))):
@@ -313,6 +313,16 @@ def _constructor(module: nn.Module, path: str) -> str:
         raise ExportError(f"{path}: nn.{cls.__name__} rebuilt with other tensors")
     args = ", ".join(f"{k}={_literal(v)}" for k, v in kwargs.items())
     return f"nn.{cls.__name__}({args})"
+
+
+def _init_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The constructor's named parameters. nn.LSTM and nn.GRU take (*args, **kwargs) and hand
+    them to nn.RNNBase after the `mode` they fix themselves: read those from nn.RNNBase."""
+    for klass in cls.__mro__:
+        params = inspect.signature(klass.__init__).parameters
+        if not any(p.kind is p.VAR_POSITIONAL for p in params.values()):
+            return {n: p for n, p in params.items() if not (klass is nn.RNNBase and n == "mode")}
+    return {}
 
 
 def _same(a: Any, b: Any) -> bool:

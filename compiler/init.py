@@ -205,11 +205,21 @@ class NodeInit(_FamilyRules):
         return {"weight": value} if isinstance(value, str) else value
 
 
+class RecurrentRule(_Model):
+    """Initialisation settings of the recurrent layers (`lstm`)."""
+
+    forget_bias: float = 0.0
+    """Initial bias of the LSTM forget gate (Gers et al. 2000; 1.0 per Jozefowicz et al. 2015).
+    Validated only for now: the weights keep PyTorch's default until the draw is added (issue 20)."""
+
+
 class InitPolicy(_FamilyRules):
     """The spec's `init:` section."""
 
     seed: int | None = Field(None, ge=0)
     """Seed of the random initialisation; the same seed gives the same weights."""
+    lstm: RecurrentRule | None = None
+    """LSTM layers: `forget_bias`."""
 
 
 def family_of(module) -> Family | None:

@@ -18,6 +18,7 @@ COLOURS = {
     "conv": "#9ecae1", "linear": "#c6a9e0", "norm": "#fdd49e", "act": "#fdae6b", "pool": "#a1d99b",
     "merge": "#d9d9d9", "attention": "#f4a6c6", "reshape": "#ffffff", "regularizer": "#e5f5e0",
     "composite": "#bcbddc", "other": "#f0f0f0", "input": "#fee391", "block": "#dadaeb",
+    "recurrent": "#fcbba1", "embedding": "#c7e9c0",
 }
 FORMATS = ("svg", "png", "pdf", "dot")
 

@@ -66,6 +66,7 @@ MODEL_NAMES = {
     "Rule": ("", "rule", "spec-language.md", "rules-weight-and-bias"),
     "NodeInit": ("", "node init", "spec-language.md", "per-node-init"),
     "InitPolicy": ("", "init", "spec-language.md", "init-policies"),
+    "RecurrentRule": ("", "lstm rule", "spec-language.md", "lstm-rule"),
     "SEOptions": ("number or ", "se options", "blocks.md", "se-options"),
 }
 
@@ -204,6 +205,7 @@ def keys_table(model: type[BaseModel], page: str = SPEC_DOC.name) -> str:
 
 
 RANK_SHAPES = {1: "[F]", 2: "[C, L]", 3: "[C, H, W]"}
+SEQUENCE_SHAPES = {**RANK_SHAPES, 2: "[T, F]"}  # a block with `sequence_input` reads rank 2 time first
 
 
 def _or(items: list[str]) -> str:
@@ -221,7 +223,8 @@ def input_line(cls) -> str:
         if not issubclass(cls, Composite) and cls.max_inputs is None:
             text += ", the same for every input"
     else:
-        shapes = _or([f"`{RANK_SHAPES.get(r, f'rank {r}')}`" for r in ranks])
+        words = SEQUENCE_SHAPES if getattr(cls, "sequence_input", False) else RANK_SHAPES
+        shapes = _or([f"`{words.get(r, f'rank {r}')}`" for r in ranks])
         text = f"{shapes} (rank {_or([str(r) for r in ranks])}){' only' if len(ranks) == 1 else ''}"
     boxes = getattr(cls, "regions_input", None)
     if boxes is not None:

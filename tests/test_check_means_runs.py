@@ -83,17 +83,17 @@ def _spec(nodes: str, inputs: str) -> str:
     return f"blockgraph: 1\nname: t\ninputs: {inputs}\nnodes:\n{nodes}"
 
 
-def test_layer_norm_on_a_channels_by_length_input_runs_as_checked():
+def test_layer_norm_on_a_rank_2_input_runs_as_checked():
     """Issue 18's case: `{op: norm, kind: layer}` on [16, 32] passed validate, summary and
     build, built LayerNorm((16,)) and the forward raised (it normalised the last axis, of 32).
-    Channels first, layer norm normalises each sample over all its values with a per-channel
-    scale and shift, as on [C, H, W]: F.layer_norm over (16, 32) with unit scale."""
+    A rank-2 input is a sequence [T, F] (issue 20): layer norm normalises each of the 16 steps
+    over its 32 features, with a per-feature scale and shift, and the count says 2 * 32."""
     text = _spec("  - {op: norm, kind: layer}\n", "{x: [16, 32]}")
     assert check_runs(text) == "ok"
     model = compiler.build(text, seed=0).eval()
     x = torch.randn(3, 16, 32, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(model(x), torch.nn.functional.layer_norm(x, (16, 32)))
-    assert compiler.analyze(compiler.load(text)).params == 2 * 16
+    torch.testing.assert_close(model(x), torch.nn.functional.layer_norm(x, (32,)))
+    assert compiler.analyze(compiler.load(text)).params == 2 * 32
 
 
 def test_instance_norm_on_a_one_pixel_map_is_a_located_error():

@@ -62,6 +62,14 @@ class Block(BaseModel):
     or None for any. The rule checks it with `check_rank`, and docs/blocks.md's **Input** line is
     generated from it, so the docs, the check and the module agree (a region op's boxes input
     is checked apart)."""
+    sequence_input: ClassVar[bool] = False
+    """A rank-2 input is read as a sequence [T, F] (time first, features last: `lstm`, `gru`,
+    `linear` per step, `time_pool`) rather than channels first [C, L]; only the wording of the
+    rank error and of the docs' **Input** line depends on it."""
+    index_bound_field: ClassVar[str | None] = None
+    """The field bounding the integer ids the input holds (`embedding`: `vocab`), for a block
+    that reads token ids rather than values: the registry harness feeds it ids in 0..bound-1
+    and the property test of tests/spec_strategies.py leaves it out (its inputs are float)."""
     regions_input: ClassVar[int | None] = None
     """Position of a boxes input ([R, 4] per sample) when the op reads regions of its other
     input (roi_align, roi_pool, crop_regions): the output holds one row per box, so the batch
@@ -124,16 +132,19 @@ class Block(BaseModel):
     def check_rank(self, shape: Shape, hint: str = "") -> None:
         """A ShapeError (with `hint`, the fix) unless `shape` has one of the `ranks` declared."""
         if self.ranks is not None:
-            expect_rank(self.op, shape, self.ranks, hint)
+            expect_rank(self.op, shape, self.ranks, hint, sequence=self.sequence_input)
 
 
 RANK_WORDS = {1: "a flat vector [features]", 2: "a [channels, length] tensor", 3: "a feature map [channels, height, width]"}
+SEQUENCE_WORDS = {**RANK_WORDS, 2: "a sequence [time, features]"}
 
 
-def expect_rank(op: str, shape: Shape, rank: int | tuple[int, ...], hint: str = "") -> None:
+def expect_rank(op: str, shape: Shape, rank: int | tuple[int, ...], hint: str = "",
+                sequence: bool = False) -> None:
     ranks = (rank,) if isinstance(rank, int) else tuple(rank)
     if len(shape) not in ranks:
-        what = " or ".join(RANK_WORDS.get(r, f"a rank-{r} tensor") for r in ranks)
+        words = SEQUENCE_WORDS if sequence else RANK_WORDS
+        what = " or ".join(words.get(r, f"a rank-{r} tensor") for r in ranks)
         raise ShapeError(f"{op} expects {what}. Received: input shape {fmt(shape)}" + (f"; {hint}" if hint else ""))
 
 

@@ -100,10 +100,16 @@ class Norm(_Options):
                              f"over its H x W). Received: {fmt(shape)}; use it before the map shrinks to 1x1, "
                              "or use layer or batch norm")
 
+    def normalised_axis(self, shape: Shape) -> int:
+        """The size of the axis the scale and shift act on: the channels C of [C, H, W] and [C, L],
+        the features of [F], and for layer norm on a sequence [T, F] the features F (each step
+        normalised on its own, as in Ba et al. 2016's recurrent nets)."""
+        return shape[-1] if self.kind == "layer" and len(shape) == 2 else shape[0]
+
     def param_count(self, shape: Shape) -> tuple[int, int]:
         """(gamma + beta, running mean + var) of this norm over `shape`."""
         c = shape[0]
-        affine = 2 * c if self.affine else 0
+        affine = 2 * self.normalised_axis(shape) if self.affine else 0
         return affine, 2 * c if self.kind == "batch" else 0
 
     def module(self, shape: Shape):
@@ -115,13 +121,15 @@ class Norm(_Options):
             cls = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
             return cls(c, eps=self.eps, momentum=self.momentum, affine=self.affine)
         if self.kind == "layer":
-            # Channels first, layer norm normalises each sample over all its values with a
-            # per-channel scale and shift: GroupNorm with one group on [C, L] and [C, H, W]
-            # (nn.LayerNorm(C) would normalise the last axis, which is not C there), and
-            # nn.LayerNorm on a vector [F], where the two are the same computation.
-            if len(shape) > 1:
+            # On a feature map [C, H, W] layer norm normalises each sample over all its values
+            # with a per-channel scale and shift: GroupNorm with one group (nn.LayerNorm(C)
+            # would normalise the last axis, which is not C there). A rank-2 input is a
+            # sequence [T, F]: nn.LayerNorm(F) normalises each step over its features (one
+            # group over [T, F] would mix the steps and scale per step). On a vector [F] the
+            # two are the same computation.
+            if len(shape) == 3:
                 return nn.GroupNorm(1, c, eps=self.eps, affine=self.affine)
-            return nn.LayerNorm(c, eps=self.eps, elementwise_affine=self.affine)
+            return nn.LayerNorm(shape[-1], eps=self.eps, elementwise_affine=self.affine)
         if self.kind == "instance":
             return nn.InstanceNorm2d(c, eps=self.eps, momentum=self.momentum, affine=self.affine)
         return nn.GroupNorm(self.groups, c, eps=self.eps, affine=self.affine)

@@ -57,11 +57,18 @@ def test_every_other_rank_is_a_located_error(op):
 
 
 def test_the_rank_message_names_what_the_op_takes_and_the_fix():
-    text = _spec("linear", {"out": 3}, [(4, 6)])
+    text = _spec("linear", {"out": 3}, [(4, 6, 6)])
     with pytest.raises(SpecError) as info:
         compiler.analyze(compiler.load(text))
-    assert info.value.first.message == ("node 'node' (linear): linear expects a flat vector [features]. Received: "
-                                        "input shape [4, 6]; add {op: flatten} or {op: gap} before it")
+    assert info.value.first.message == ("node 'node' (linear): linear expects a flat vector [features] or a "
+                                        "sequence [time, features]. Received: input shape [4, 6, 6]; add "
+                                        "{op: flatten} or {op: gap} before it")
+    text = _spec("gru", {"hidden": 3}, [(3, 32, 32)])
+    with pytest.raises(SpecError) as info:
+        compiler.analyze(compiler.load(text))
+    assert info.value.first.message.startswith(
+        "node 'node' (gru): gru expects a sequence [time, features]. Received: input shape [3, 32, 32]; "
+        "reshape or permute it to [T, F] first, e.g. row by row (32 steps of 3*32 features)")
     text = _spec("yolo_head", {"grid": 2, "boxes": 1, "classes": 1}, [(6, 2)])
     with pytest.raises(SpecError) as info:
         compiler.analyze(compiler.load(text))
@@ -79,6 +86,7 @@ def test_the_docs_input_line_comes_from_ranks():
 
     assert input_line(BUILT_IN["conv"]) == "**Input**: `[C, H, W]` (rank 3) only."
     assert input_line(BUILT_IN["norm"]) == "**Input**: `[F]`, `[C, L]` or `[C, H, W]` (rank 1, 2 or 3)."
+    assert input_line(BUILT_IN["lstm"]) == "**Input**: `[T, F]` (rank 2) only."
     assert input_line(BUILT_IN["add"]) == "**Input**: any rank, the same for every input."
     assert input_line(BUILT_IN["roi_align"]) == ("**Input**: `[C, H, W]` (rank 3) only, and the boxes `[R, 4]` "
                                                  "as input 2.")

@@ -5,6 +5,8 @@ FLOP counter / 2, parameters equal the built module's, and a backward pass works
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import yaml
@@ -52,7 +54,9 @@ def test_shape_cost_and_gradients(op, args, shapes):
     analysis = compiler.analyze(spec)
     module = compiler.build(spec, seed=0)
     boxes_at = getattr(REGISTRY[op], "regions_input", None)
+    bound_field = getattr(REGISTRY[op], "index_bound_field", None)  # token ids, not values
     xs = [random_boxes(2, s[0], shapes[0], generator=torch.Generator().manual_seed(i)) if i == boxes_at
+          else torch.randint(0, getattr(spec.node("node").block, bound_field), (2, *s)) if bound_field
           else torch.randn(2, *s, requires_grad=True) for i, s in enumerate(shapes)]
 
     out = module(*xs)
@@ -65,9 +69,13 @@ def test_shape_cost_and_gradients(op, args, shapes):
     assert analysis.buffers == sum(b.numel() for b in module.buffers() if b.dtype.is_floating_point)
 
     # MACs: PyTorch's FLOP counter counts 2 per multiply-accumulate in conv / matmul
+    # (with oneDNN off: its fused CPU LSTM kernel is one op the counter has no formula for,
+    # where PyTorch's own CPU path runs the gate matmuls it counts)
     module.eval()
-    with FlopCounterMode(display=False) as counter:
-        module(*[x[:1].detach() for x in xs])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")  # said on every switch
+        with torch.backends.mkldnn.flags(enabled=False), FlopCounterMode(display=False) as counter:
+            module(*[x[:1].detach() for x in xs])
     assert analysis.macs == counter.get_total_flops() // 2
 
     # the generated fx code computes what the block's own module computes
@@ -82,7 +90,7 @@ def test_shape_cost_and_gradients(op, args, shapes):
     # gradients flow back to every input
     out = module(*xs)
     out.float().pow(2).sum().backward()
-    if op not in ("identity",):
+    if op not in ("identity",) and not bound_field:  # token ids get no gradient either
         for i, x in enumerate(xs):
             if i in shape_only:
                 continue
