@@ -36,7 +36,8 @@ def _spellings(relative: Path) -> set[str]:
     names = {relative.as_posix(), "/".join(parts[1:])}
     if relative.name == "__init__.py":
         package = "/".join(parts[:-1])
-        names |= {package, package + "/", "/".join(parts[1:-1]) + "/", "/".join(parts[1:-1])}
+        names |= {package, package + "/", "/".join(parts[1:-1]) + "/", "/".join(parts[1:-1]),
+                  parts[-2] + "/", parts[-2] + "/__init__.py"}
         names.discard("/")
         names.discard("")
     else:
