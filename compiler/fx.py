@@ -1,11 +1,15 @@
 """Checked graph -> `torch.fx.GraphModule`, built node by node (no tracing).
 
-Each node's module is created directly on the target device (as a hand-written model's
-`__init__` would), installed under its id (so state_dict keys read `conv1.conv.weight`,
-`layer2.0.conv1.conv.weight`), and called from an fx graph whose values are named after node
-ids; `GraphModule` then generates a `forward` that reads like hand-written PyTorch. Each
-tensor is drawn once, by the spec's init policy where a rule sets it and else by PyTorch's
-default, from generators seeded from one seed, beside the build (compiler.draws);
+A build runs four stages (`StageTimes` names them, benchmarks/vs_reference.py times them):
+load and analyze (compiler.spec, compiler.analysis), construct and emit (here). Construct
+creates each node's module as a hand-written model's `__init__` would: under
+`torch.device(device)` and, given a seed, under `torch.manual_seed(seed)` (the caller's random
+state forked and restored), each layer drawing PyTorch's default; then the spec's init policy
+sets the tensors it names in one pass (compiler.init.initialize). So a seed's weights are what
+the hand-written constructors give under that seed, then the policy's draws. Emit installs the
+modules under their node ids (state_dict keys read `conv1.conv.weight`,
+`layer2.0.conv1.conv.weight`) and calls them from an fx graph whose values are named after node
+ids; `GraphModule` then generates a `forward` that reads like hand-written PyTorch.
 `device="meta"` allocates and draws nothing at all.
 """
 
@@ -15,6 +19,9 @@ import contextlib
 import keyword
 import os
 import re
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,10 +30,8 @@ from torch import nn
 
 from . import init as init_policies
 from .analysis import analyze
-from .blocks import registry
 from .budget import check_build
-from .draws import CallRecorder, Draws, base_seed
-from .errors import SpecError
+from .errors import Problem, SpecError
 from .graph import Graph
 from .inplace import SHAPE, make_inplace
 from .slices import read_parts_directly
@@ -55,38 +60,16 @@ def _argument_names(inputs: list[str], reserved: set[str] = _RESERVED) -> list[s
     return names
 
 
-def _node_module(node, in_shapes, device: torch.device, draws: Draws | None = None,
-                 policy: init_policies.InitPolicy | None = None, context=None):
-    """The node's module on `device`. With `draws`, its random initialisation is scheduled
-    there (see compiler.draws: each tensor drawn once, by the policy where a rule sets it,
-    else by PyTorch's default) instead of drawn here. A tensor too large for PyTorch to
+def _node_module(node, in_shapes, context):
+    """The node's module, built under `context` (the device). A tensor too large for PyTorch to
     describe (more than 2**63 bytes, found by fuzzing) is a located SpecError, not a
     RuntimeError."""
-    if context is None:
-        context = _device_context(device)
     try:
-        if draws is None:
-            with context:
-                return node.block.build(in_shapes)
-        with draws.recording(_records_safely(node.block)) as recorder, context:
-            module = node.block.build(in_shapes)
-        if isinstance(recorder, CallRecorder) and recorder.disturbed():
-            # the constructor wrote into a tensor whose draw was deferred: build it again, exactly
-            with draws.recording(exact=True) as recorder, context:
-                module = node.block.build(in_shapes)
-        if module is not None:
-            try:
-                draws.schedule(module, recorder, policy, node.init, node.block.family)
-            except ValueError as exc:  # an init rule that cannot apply (init.Initializer.check)
-                from .errors import Problem
-
-                raise SpecError(Problem(node.loc, f"node {node.id!r}: {exc}", node.path + ".init")) from None
-        return module
+        with context:
+            return node.block.build(in_shapes)
     except (RuntimeError, OverflowError, TypeError) as exc:
         if isinstance(exc, TypeError) and "Overflow" not in str(exc):  # sizes past 2**63: "Overflow when unpacking"
             raise
-        from .errors import Problem
-
         raise SpecError(Problem(node.loc, f"node {node.id!r} ({node.op}) cannot be built: "
                                           f"{str(exc).splitlines()[0]}", node.path)) from None
 
@@ -97,11 +80,28 @@ def _device_context(device: torch.device):
     return contextlib.nullcontext() if device == torch.get_default_device() else torch.device(device)
 
 
-def _records_safely(block) -> bool:
-    """Whether the block's constructor may have its torch.nn.init draws recorded: built-in
-    blocks build torch.nn layers, whose draws are their last word on a tensor; a plugin's
-    constructor may do anything with its tensors, so it runs as written."""
-    return registry.is_built_in(type(block))
+def construct_modules(graph: Graph, device: torch.device | str = "meta",
+                      initialise: bool = True) -> dict[str, nn.Module | None]:
+    """Each node's module on `device`, by node id in graph order, holding its layers' default
+    initialisation; then, with `initialise`, the spec's init policy applied over them in one
+    pass (as a hand-written `__init__` ends). Draws from the global generator: `build` seeds it."""
+    device = torch.device(device)
+    spec = graph.spec
+    context = _device_context(device)
+    modules = {node_id: _node_module(spec.node(node_id), graph.in_shapes(node_id), context)
+               for node_id in graph.order}
+    if initialise:
+        for node_id, module in modules.items():
+            if module is not None:
+                _initialize_node(spec.node(node_id), module, spec.init)
+    return modules
+
+
+def _initialize_node(node, module: nn.Module, policy: init_policies.InitPolicy) -> None:
+    try:
+        init_policies.initialize(module, policy, node.init, node.block.family)
+    except ValueError as exc:  # an init rule that cannot apply (init.Initializer.check)
+        raise SpecError(Problem(node.loc, f"node {node.id!r}: {exc}", node.path + ".init")) from None
 
 
 def _class_name(spec_name: str) -> str:
@@ -147,28 +147,18 @@ def _install(root: nn.Module, dotted: str, module: nn.Module) -> None:
     current.add_module(leaf, module)
 
 
-def build_graph_module(graph: Graph, device: torch.device | str = "meta",
-                       draws: Draws | None = None) -> torch.fx.GraphModule:
-    """The module with the generated forward, its tensors on `device` (default meta: no memory).
-    Without `draws` every tensor holds PyTorch's default initialisation, drawn as each layer
-    is built; with it, the spec's init policy is scheduled there and the tensors are filled
-    once `draws` is closed."""
-    device = torch.device(device)
+def emit_graph_module(graph: Graph, modules: dict[str, nn.Module | None]) -> torch.fx.GraphModule:
+    """The GraphModule holding `modules` (from `construct_modules`) under their node ids, with
+    the generated forward."""
     spec = graph.spec
     fx_graph = torch.fx.Graph()
     root = nn.Module()
     values: dict[str, torch.fx.Node] = {}
-    context = _device_context(device)
     for name, argument in zip(spec.inputs, _argument_names(list(spec.inputs))):
         values[name] = fx_graph.placeholder(argument)
-    modules = {}
-    for node_id in graph.order:
-        module = _node_module(spec.node(node_id), graph.in_shapes(node_id), device, draws, spec.init, context)
+    for node_id, module in modules.items():
         if module is not None:
             _install(root, node_id, module)
-        modules[node_id] = module
-    if draws is not None:
-        draws.start()  # draw while the forward code is generated
     for node_id in graph.order:
         node = spec.node(node_id)
         emitter = _Emitter(fx_graph, node_id, modules[node_id], str(node.loc))
@@ -191,44 +181,68 @@ def build_graph_module(graph: Graph, device: torch.device | str = "meta",
     return gm
 
 
+@dataclass
+class StageTimes:
+    """Seconds one build spent in each stage (`build(..., times=StageTimes())` fills it), so a
+    benchmark shows where the time goes. `construct` includes setting the init policy and a
+    `dtype` conversion."""
+
+    load: float = 0.0
+    analyze: float = 0.0
+    construct: float = 0.0
+    emit: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.load + self.analyze + self.construct + self.emit
+
+
 def build(spec_or_path: Spec | str | os.PathLike, device: str | torch.device | None = None,
           dtype: torch.dtype | None = None, seed: int | None = None,
-          vars: dict[str, Any] | None = None, max_memory: Any = None) -> torch.fx.GraphModule:
+          vars: dict[str, Any] | None = None, max_memory: Any = None,
+          times: StageTimes | None = None) -> torch.fx.GraphModule:
     """Compile a spec (or a path / YAML text) to a `torch.fx.GraphModule`.
 
     `device="meta"` allocates nothing; otherwise weights are created on `device` (default
-    CPU) and initialised by the spec's `init:` policies, seeded by `seed` or `init.seed`.
+    CPU) with their layers' defaults and then the spec's `init:` policies, drawn under `seed`
+    or `init.seed` (neither: from the global random state, as a hand-written model draws).
     Before that, a spec whose weights need more than the memory budget (`max_memory`, see
-    compiler.budget) is refused with a located BudgetError.
+    compiler.budget) is refused with a located BudgetError. `times`, when given, receives the
+    seconds of each stage.
     """
+    times = times if times is not None else StageTimes()
+    started = time.perf_counter()
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load(spec_or_path, vars=vars)
+    loaded = time.perf_counter()
     analysis = analyze(spec)
     graph = analysis.graph
     device = torch.device(device) if device is not None else torch.device("cpu")
     check_build(analysis, device, max_memory, dtype)
-    if device.type == "meta":
-        gm = build_graph_module(graph, device)
-    else:
-        with _seeded(spec.init.seed if seed is None else seed, device) as chosen:
-            draws = Draws(device, base_seed(chosen))
-            try:
-                gm = build_graph_module(graph, device, draws)
-            except BaseException:
-                draws.close(cancel=True)
-                raise
-            draws.close()
+    analyzed = time.perf_counter()
+    with _seeded(spec.init.seed if seed is None else seed, device):
+        modules = construct_modules(graph, device, initialise=device.type != "meta")
+    constructed = time.perf_counter()
+    gm = emit_graph_module(graph, modules)
+    emitted = time.perf_counter()
     if dtype is not None:
         gm.to(dtype)
+    times.load, times.analyze = loaded - started, analyzed - loaded
+    times.construct, times.emit = constructed - analyzed + time.perf_counter() - emitted, emitted - constructed
     return gm
+
+
+_SEEDED = threading.Lock()
+"""Held while a seeded build draws: the global generator is one per process, so two seeded
+builds at once (the designer's sessions are threads) would draw from each other's streams."""
 
 
 @contextlib.contextmanager
 def _seeded(seed: int | None, device: torch.device):
-    """Run under `seed` without disturbing the caller's random state (yields the seed; with
-    None, uses and advances the global random state, as a hand-written model does)."""
-    if seed is None:
-        yield None
+    """Run under `seed` without disturbing the caller's random state (with None, use and
+    advance the global random state, as a hand-written model does)."""
+    if seed is None or device.type == "meta":
+        yield
         return
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+    with _SEEDED, torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        yield seed
+        yield

@@ -13,11 +13,14 @@ A rule given as a bare name (``conv: he_normal``) sets the weight. Families: `co
 (nn.Conv*), `linear` (nn.Linear), `norm` (batch/layer/instance/group norm: weight is the
 scale gamma, bias the shift beta). Parameters no rule mentions keep PyTorch's own default
 initialisation. The policies follow Glorot & Bengio 2010 (xavier) and He et al. 2015 (he).
+
+A build (compiler.fx) constructs the layers as hand-written code would, under
+`torch.manual_seed(seed)`, so each draws its default; `initialize` then sets the tensors the
+policy names, drawing from the same generator in module order.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -100,51 +103,38 @@ class Initializer(_Model):
         if self.needs_matrix and tensor.dim() < 2:
             raise ValueError(f"{self.kind} initialisation needs a weight matrix, not a vector; use it for weights")
 
-    def uniform_bound(self, tensor) -> float | None:
-        """b where this initialiser draws `tensor` uniformly from [-b, b) (uniform, xavier_uniform,
-        he_uniform, the formulas of torch.nn.init); None for every other kind."""
-        k = self.kind
-        if k == "uniform":
-            return self.a
-        if k not in ("xavier_uniform", "he_uniform") or tensor.dim() < 2 or not tensor.numel():
-            return None  # (torch.nn.init reports a vector's missing fan and skips empty tensors)
-        if k == "xavier_uniform":
-            fan_in, fan_out = fans(tensor)
-            return self.gain * math.sqrt(6.0 / (fan_in + fan_out))
-        return kaiming_bound(tensor, self.slope if self.nonlinearity == "leaky_relu" else 0, self.mode,
-                             self.nonlinearity)
-
-    def apply(self, tensor, generator=None) -> None:
-        """Fill `tensor`, drawing from `generator` (default: the global one)."""
+    def apply(self, tensor) -> None:
+        """Fill `tensor` in place from the global generator, with torch.nn.init's function of
+        this kind (so the formulas, fans and gains are torch's own)."""
         from torch import nn
 
         k = self.kind
         self.check(tensor)
+        leaky_slope = self.slope if self.nonlinearity == "leaky_relu" else 0
         if k == "default":
             return
-        bound = self.uniform_bound(tensor)
-        if bound is not None:
-            nn.init.uniform_(tensor, -bound, bound, generator=generator)
+        if k == "uniform":
+            nn.init.uniform_(tensor, -self.a, self.a)
         elif k == "normal":
-            nn.init.normal_(tensor, self.mean, self.std, generator=generator)
+            nn.init.normal_(tensor, self.mean, self.std)
         elif k == "trunc_normal":
-            nn.init.trunc_normal_(tensor, self.mean, self.std, *self.bounds, generator=generator)
+            nn.init.trunc_normal_(tensor, self.mean, self.std, *self.bounds)
         elif k == "zeros":
             nn.init.zeros_(tensor)
         elif k == "ones":
             nn.init.ones_(tensor)
         elif k == "constant":
             nn.init.constant_(tensor, self.value)
-        elif k == "xavier_uniform":  # (an empty tensor: no bound to compute)
-            nn.init.xavier_uniform_(tensor, self.gain, generator=generator)
+        elif k == "xavier_uniform":
+            nn.init.xavier_uniform_(tensor, self.gain)
         elif k == "xavier_normal":
-            nn.init.xavier_normal_(tensor, self.gain, generator=generator)
+            nn.init.xavier_normal_(tensor, self.gain)
         elif k == "orthogonal":
-            nn.init.orthogonal_(tensor, self.gain, generator=generator)
+            nn.init.orthogonal_(tensor, self.gain)
+        elif k == "he_uniform":
+            nn.init.kaiming_uniform_(tensor, a=leaky_slope, mode=self.mode, nonlinearity=self.nonlinearity)
         else:
-            fn = nn.init.kaiming_uniform_ if k == "he_uniform" else nn.init.kaiming_normal_
-            fn(tensor, a=self.slope if self.nonlinearity == "leaky_relu" else 0, mode=self.mode,
-               nonlinearity=self.nonlinearity, generator=generator)
+            nn.init.kaiming_normal_(tensor, a=leaky_slope, mode=self.mode, nonlinearity=self.nonlinearity)
 
 
 class Rule(_Model):
@@ -238,7 +228,10 @@ def rules(sub, policy: InitPolicy, override: NodeInit | None = None, own_family:
     """What the policy sets in `sub` (one conv, linear or norm of a node): the initialiser of its
     `weight` and of its `bias`, each present only when one applies (and is not `default`). The
     node's own rules come first, then the spec's family rule, then the spec-wide bias; a
-    tensor left out keeps PyTorch's default (compiler.draws draws each accordingly)."""
+    tensor left out keeps the default its layer's constructor drew.
+
+    One entry per tensor name, so a rule for another tensor of a layer (an LSTM's forget-gate
+    bias, its recurrent matrices) is one more entry here, and `initialize` sets it unchanged."""
     family = family_of(sub)
     if family is None:
         return {}
@@ -252,22 +245,15 @@ def rules(sub, policy: InitPolicy, override: NodeInit | None = None, own_family:
             if init is not None and init.kind != "default" and getattr(sub, name, None) is not None}
 
 
-def fans(tensor) -> tuple[int, int]:
-    """(fan_in, fan_out) of a weight of two or more dimensions, as torch.nn.init counts them:
-    the inputs feeding each output unit, and the outputs each input unit feeds."""
-    field = math.prod(tensor.shape[2:])
-    return tensor.shape[1] * field, tensor.shape[0] * field
+def initialize(module, policy: InitPolicy, override: NodeInit | None = None, own_family: str = "") -> None:
+    """Set the tensors the policy names in `module`, one node's freshly built module, in one
+    pass and in module order, from the global generator: what a hand-written model's
+    `__init__` does after building its layers (torchvision's `kaiming_normal_` loop). The
+    layers' own default draws stay where no rule applies. Raises ValueError for a rule that
+    cannot apply (a matrix init on a vector)."""
+    import torch
 
-
-def kaiming_bound(tensor, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> float:
-    """b where torch.nn.init.kaiming_uniform_ (He et al.) draws `tensor` from [-b, b): its
-    arguments and defaults (a conv or linear layer's default init is a = sqrt(5))."""
-    from torch import nn
-
-    fan = fans(tensor)[0 if mode == "fan_in" else 1]
-    return math.sqrt(3.0) * nn.init.calculate_gain(nonlinearity, a) / math.sqrt(fan)
-
-
-def fan_in(tensor) -> int:
-    """Inputs feeding each output unit (used by tests to check he/xavier variances)."""
-    return fans(tensor)[0]
+    with torch.no_grad():
+        for sub in module.modules():
+            for name, initializer in rules(sub, policy, override, own_family).items():
+                initializer.apply(getattr(sub, name))

@@ -124,3 +124,16 @@ def test_channels_last_and_autocast_run():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x)
     assert out.shape == (2, 10) and math.isfinite(out.float().sum().item())
+
+
+def test_build_reports_the_seconds_of_each_stage():
+    import time
+
+    from compiler.fx import StageTimes, build
+
+    times = StageTimes()
+    start = time.perf_counter()
+    build("specs/resnet18.yaml", times=times)
+    elapsed = time.perf_counter() - start
+    assert all(getattr(times, stage) > 0 for stage in ("load", "analyze", "construct", "emit"))
+    assert times.total == times.load + times.analyze + times.construct + times.emit <= elapsed

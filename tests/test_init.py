@@ -132,3 +132,26 @@ def test_build_leaves_the_global_random_state_alone():
 def test_same_seed_same_weights_on_every_tensor():
     a, b = weights(spec("{}"), seed=3), weights(spec("{}"), seed=3)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_he_uniform_with_a_leaky_relu_and_xavier_with_a_gain_follow_their_formulas():
+    # He et al.: gain sqrt(2 / (1 + slope^2)), bound gain * sqrt(3 / fan_in); d's fan_in is 256
+    w = weights(spec("{conv: {weight: {kind: he_uniform, nonlinearity: leaky_relu, slope: 0.2}}}"))["d.conv.weight"]
+    bound = math.sqrt(2 / (1 + 0.2**2)) * math.sqrt(3 / 256)
+    assert 0.95 * bound < w.abs().max().item() <= bound
+    # Glorot & Bengio: std gain * sqrt(2 / (fan_in + fan_out)); fc: fan_in 128, fan_out 512
+    w = weights(spec("{linear: {weight: {kind: xavier_normal, gain: 3}}}"))["fc.linear.weight"]
+    assert w.std().item() == pytest.approx(3 * math.sqrt(2 / (128 + 512)), rel=0.05)
+
+
+def test_orthogonal_rows_are_orthonormal_times_the_gain():
+    w = weights(spec("{linear: {weight: {kind: orthogonal, gain: 2}}}"))["fc.linear.weight"]  # 512 x 128
+    assert torch.allclose(w.T @ w, 4 * torch.eye(128), atol=1e-4)
+
+
+def test_norm_ones_and_zeros_and_a_node_rule_for_one_family_inside_it():
+    sd = weights(spec("{norm: {weight: zeros, bias: ones}}"))
+    assert torch.all(sd["c.norm.weight"] == 0) and torch.all(sd["c.norm.bias"] == 1)
+    sd = weights(spec("{}", ", init: {norm: {weight: {kind: constant, value: 0.25}}}"))
+    assert torch.all(sd["c.norm.weight"] == 0.25)
+    assert not torch.all(sd["c.conv.weight"] == 0.25)  # the node's conv keeps its default
