@@ -196,11 +196,37 @@ class NodeInit(_FamilyRules):
 
 
 class RecurrentRule(_Model):
-    """Initialisation settings of the recurrent layers (`lstm`)."""
+    """The recurrent layers' matrices, gate by gate: PyTorch stacks the gates' blocks in one
+    tensor (an LSTM's `weight_hh` is [4H, H]: input, forget, cell and output gates), and each
+    gate's block is filled on its own, as if it were its own layer."""
 
-    forget_bias: float = 0.0
-    """Initial bias of the LSTM forget gate (Gers et al. 2000; 1.0 per Jozefowicz et al. 2015).
-    Validated only for now: the weights keep PyTorch's default until the draw is added (issue 20)."""
+    input: Initializer | None = None
+    """Each gate's [H, F] block of the input weights (`weight_ih`): xavier, he, uniform..."""
+    recurrent: Initializer | None = None
+    """Each gate's [H, H] block of the recurrent weights (`weight_hh`): e.g. orthogonal
+    (Saxe et al. 2014), so repeated steps neither grow nor shrink the state at the start."""
+
+
+class LSTMRule(RecurrentRule):
+    """`init.lstm`: the LSTM layers' matrices and forget-gate bias."""
+
+    forget_bias: float | None = None
+    """The forget gate's initial bias (Gers et al. 2000; 1.0 per Jozefowicz et al. 2015), so the
+    cell keeps its past at the start. PyTorch keeps two bias vectors per layer: `b_ih`'s
+    forget slice is set to this value and `b_hh`'s to 0, so their sum, the gate's bias, is it.
+    Unset: PyTorch's default U(-1/sqrt(H), 1/sqrt(H)) in both."""
+
+
+class GRURule(RecurrentRule):
+    """`init.gru`: the GRU layers' matrices."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_forget_gate(cls, value):
+        if isinstance(value, dict) and "forget_bias" in value:
+            raise ValueError("a GRU has no forget gate (Cho et al. 2014: reset and update gates): forget_bias is "
+                             "an LSTM setting (init.lstm)")
+        return value
 
 
 class InitPolicy(_FamilyRules):
@@ -208,8 +234,10 @@ class InitPolicy(_FamilyRules):
 
     seed: int | None = Field(None, ge=0)
     """Seed of the random initialisation; the same seed gives the same weights."""
-    lstm: RecurrentRule | None = None
-    """LSTM layers: `forget_bias`."""
+    lstm: LSTMRule | None = None
+    """LSTM layers (`lstm`, and its layer-normalised form): `forget_bias`, `input`, `recurrent`."""
+    gru: GRURule | None = None
+    """GRU layers: `input`, `recurrent`."""
 
 
 def family_of(module) -> Family | None:
@@ -257,3 +285,35 @@ def initialize(module, policy: InitPolicy, override: NodeInit | None = None, own
         for sub in module.modules():
             for name, initializer in rules(sub, policy, override, own_family).items():
                 initializer.apply(getattr(sub, name))
+            _initialize_recurrent(sub, policy)
+
+
+def _recurrent_rule(sub, policy: InitPolicy) -> tuple[RecurrentRule | None, int]:
+    """The rule of a recurrent layer and its number of gates: nn.LSTM and the layer-normalised
+    LSTM's cells (4), nn.GRU (3); (None, 0) for any other module."""
+    from torch import nn
+
+    if isinstance(sub, nn.LSTM) or type(sub).__name__ == "LayerNormLSTMCell":
+        return policy.lstm, 4
+    if isinstance(sub, nn.GRU):
+        return policy.gru, 3
+    return None, 0
+
+
+def _initialize_recurrent(sub, policy: InitPolicy) -> None:
+    """`init.lstm` / `init.gru` on one recurrent layer: each gate's block of `weight_ih*` and
+    `weight_hh*` (one per layer and direction), and the forget gate's bias slice [H, 2H) (gate
+    order i, f, g, o, PyTorch's): `bias_ih*` (or the cell's single `bias`) takes the value,
+    `bias_hh*` 0."""
+    rule, gates = _recurrent_rule(sub, policy)
+    if rule is None:
+        return
+    for name, tensor in sub.named_parameters(recurse=False):
+        hidden = tensor.shape[0] // gates
+        chosen = rule.input if name.startswith("weight_ih") else rule.recurrent if name.startswith("weight_hh") else None
+        if chosen is not None and chosen.kind != "default":
+            for gate in range(gates):
+                chosen.apply(tensor[gate * hidden:(gate + 1) * hidden])
+        forget_bias = getattr(rule, "forget_bias", None)
+        if forget_bias is not None and name.startswith("bias"):
+            tensor[hidden:2 * hidden] = 0.0 if name.startswith("bias_hh") else forget_bias

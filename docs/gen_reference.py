@@ -66,7 +66,8 @@ MODEL_NAMES = {
     "Rule": ("", "rule", "spec-language.md", "rules-weight-and-bias"),
     "NodeInit": ("", "node init", "spec-language.md", "per-node-init"),
     "InitPolicy": ("", "init", "spec-language.md", "init-policies"),
-    "RecurrentRule": ("", "lstm rule", "spec-language.md", "lstm-rule"),
+    "LSTMRule": ("", "lstm rule", "spec-language.md", "recurrent-layers-lstm-and-gru"),
+    "GRURule": ("", "gru rule", "spec-language.md", "recurrent-layers-lstm-and-gru"),
     "SEOptions": ("number or ", "se options", "blocks.md", "se-options"),
 }
 
