@@ -11,10 +11,9 @@ numbers), and both are timed in the same process, alternating which goes first e
 - on CUDA with bf16 autocast and channels_last when a GPU is present, else on the CPU in float32.
 
 The ratio is reference time / spec time (median of the rounds): 1.00 means as fast, above 1
-faster, below 0.98 slower than noise allows. Also timed: spec -> module (weights initialised)
-against the reference's constructor, alternately, with the medians of its Python stages (load,
-analyze, construct, emit; compiler.fx.StageTimes) in a table of their own, checked against
-issue 19's goal: at most 1.5x the constructor's time, or at most 100 ms more.
+faster, below 0.98 slower than noise allows. Also timed, alternately: spec -> module (weights
+initialised, with each stage: load, analyze, construct, emit) against the reference's
+constructor, in a table of their own with issue 19's goal (at most 1.5x, or 100 ms more).
 
     .venv/bin/python benchmarks/vs_reference.py                   # the full table -> docs/benchmarks.md
     .venv/bin/python benchmarks/vs_reference.py --models resnet18 --batches 1 --rounds 3 --out -
@@ -120,8 +119,8 @@ GOAL_RATIO, GOAL_EXTRA_S = 1.5, 0.100
 
 
 def build_time(name: str, rounds: int, min_seconds: float = 0.0, max_rounds: int = 200) -> dict:
-    """The medians of spec file -> initialised module (`ours`, and each stage's in `stages`)
-    and of the reference constructor (`ref`), and the rounds run, alternating which goes first.
+    """Medians of spec file -> initialised module (`ours`, each stage's in `stages`) and of the
+    reference constructor (`ref`), alternating which goes first, and the `rounds` run.
 
     As `timeit` does, the garbage collector is off while a call is timed; it runs, untimed,
     before each call. Otherwise a collection would land in one side's timing by chance: a
