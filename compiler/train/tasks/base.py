@@ -167,6 +167,21 @@ class Task:
         raise ValueError(f"a {self.kind} run has no predictions to draw")
 
 
+def first_batches(model: torch.nn.Module, dataset, n: int, batch_size: int, device):
+    """The first `n` items of `dataset` in batches, as (index of the first, items, stacked inputs
+    on `device`), with `model` in eval mode until the last batch is taken (its mode restored
+    after): how a task shows the designer what its model predicts."""
+    n = min(n, len(dataset))
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, n, batch_size):
+            items = [dataset[i] for i in range(start, min(n, start + batch_size))]
+            yield start, items, torch.stack([x for x, _ in items]).to(device)
+    finally:
+        model.train(was_training)
+
+
 # -- the tasks that find objects --------------------------------------------------------------
 
 @dataclass
@@ -242,21 +257,13 @@ def predict_detections(model: torch.nn.Module, task: BoxTask, dataset, n: int = 
                        batch_size: int = 16, score_threshold: float = 0.3) -> DetectionPredictions:
     """The first `n` items of `dataset` (a detection split) through `model` in eval mode; the
     detections kept score at least `score_threshold`."""
-    n = min(n, len(dataset))
-    was_training = model.training
-    model.eval()
     images, targets, preds = [], [], []
-    try:
-        for start in range(0, n, batch_size):
-            items = [dataset[i] for i in range(start, min(n, start + batch_size))]
-            x = torch.stack([x for x, _ in items]).to(device)
-            found = task.detect(model, x)
-            for j, (item, det) in enumerate(zip(items, found)):
-                keep = det["scores"] >= score_threshold
-                preds.append({k: v[keep].cpu() for k, v in det.items()})
-                targets.append(dict(item[1]))
-                images.append(displayed_image(dataset, start + j, x[j].cpu()))
-    finally:
-        model.train(was_training)
+    for start, items, x in first_batches(model, dataset, n, batch_size, device):
+        found = task.detect(model, x)
+        for j, (item, det) in enumerate(zip(items, found)):
+            keep = det["scores"] >= score_threshold
+            preds.append({k: v[keep].cpu() for k, v in det.items()})
+            targets.append(dict(item[1]))
+            images.append(displayed_image(dataset, start + j, x[j].cpu()))
     return DetectionPredictions(torch.stack(images) if images else torch.zeros(0, dtype=torch.uint8), targets, preds,
                                 list(classes or []))

@@ -12,7 +12,7 @@ from typing import ClassVar
 import torch
 
 from ...errors import Problem, SpecError
-from .base import HEAD_COLUMNS, TAIL_COLUMNS, Task, displayed_image, image_input, output_node
+from .base import HEAD_COLUMNS, TAIL_COLUMNS, Task, displayed_image, first_batches, image_input, output_node
 
 
 @dataclass
@@ -109,19 +109,11 @@ class SegmentationTask(Task):
 def predict_masks(model: torch.nn.Module, dataset, n: int = 8, classes: list[str] | None = None,
                   device: str | torch.device = "cpu", batch_size: int = 16) -> MaskPredictions:
     """The first `n` items of `dataset` (a segmentation split) through `model` in eval mode."""
-    n = min(n, len(dataset))
-    was_training = model.training
-    model.eval()
     images, masks, preds = [], [], []
-    try:
-        for start in range(0, n, batch_size):
-            items = [dataset[i] for i in range(start, min(n, start + batch_size))]
-            x = torch.stack([x for x, _ in items]).to(device)
-            preds.append(model(x).argmax(dim=1).cpu())
-            masks.append(torch.stack([m for _, m in items]))
-            images.append(torch.stack([displayed_image(dataset, i, x[j].cpu()) for j, i in
-                                       enumerate(range(start, start + len(items)))]))
-    finally:
-        model.train(was_training)
+    for start, items, x in first_batches(model, dataset, n, batch_size, device):
+        preds.append(model(x).argmax(dim=1).cpu())
+        masks.append(torch.stack([m for _, m in items]))
+        images.append(torch.stack([displayed_image(dataset, i, x[j].cpu()) for j, i in
+                                   enumerate(range(start, start + len(items)))]))
     names = classes or [str(i) for i in range(int(preds[0].max()) + 1 if preds else 0)]
     return MaskPredictions(torch.cat(images), torch.cat(masks), torch.cat(preds), list(names))
