@@ -203,17 +203,16 @@ def run_sweep(sweep: Sweep, root: Path, *, job) -> Sweep:
     return sweep
 
 
-METRICS = {"val_mask_map50": "mask mAP@0.5", "val_map50": "mAP@0.5", "val_miou": "mIoU", "val_top1": "acc"}
-"""The metrics rows' measures of an epoch, in the order TrainResult.metric picks them."""
+METRICS = {"val_mask_map50": "mask mAP@0.5", "val_map50": "mAP@0.5", "val_miou": "mIoU", "val_top1": "acc",
+           "val_loss": "loss"}
+"""The names of the metrics rows' measures (compiler.train.outcomes.measure_of picks one)."""
 
 
 def metric_of(history: list[dict]) -> str:
-    """The key that says how good an epoch is (as TrainResult.metric): mask mAP@0.5, box
-    mAP@0.5, mIoU, else top-1 accuracy."""
-    for key in METRICS:
-        if any(r.get(key) is not None for r in history):
-            return key
-    return "val_top1"
+    """The key that says how good an epoch is: the trainer's rule (TrainResult.metric)."""
+    from compiler.train.outcomes import measure_of
+
+    return measure_of(history)
 
 
 def _plain(info: dict) -> dict:
@@ -241,28 +240,36 @@ def settings_for(text: str, chosen: dict[str, Any]) -> dict[str, Any]:
 
 
 def column(sweep: Sweep) -> str:
-    """The table's name for the sweep's measure: 'best val acc %', 'best val mIoU %', ..."""
-    return f"best val {METRICS.get(sweep.metric, sweep.metric)} %"
+    """The table's name for the sweep's measure: 'best val acc %', 'best val mIoU %', ...,
+    'best val loss' (a regression: lowest, not a percentage)."""
+    return f"best val {METRICS.get(sweep.metric, sweep.metric)}" + ("" if sweep.metric == "val_loss" else " %")
+
+
+def shown(sweep: Sweep, value: float | None) -> float | None:
+    """A measure as the table shows it: percent for accuracies and mAPs, the loss as it is."""
+    if value is None:
+        return None
+    return round(value, 4) if sweep.metric == "val_loss" else round(100 * value, 2)
 
 
 def table_rows(sweep: Sweep) -> list[dict[str, Any]]:
     """One row per value: value, state, params, MACs, best val accuracy (%), epoch, seconds, error."""
     name = column(sweep)
     return [{sweep.var: p.value, "state": p.state, "params": p.params, "MACs": p.macs,
-             name: None if p.best is None else round(100 * p.best, 2), "best epoch": p.best_epoch,
+             name: shown(sweep, p.best), "best epoch": p.best_epoch,
              "time (s)": None if p.seconds is None else round(p.seconds, 2), "error": p.error}
             for p in sweep.points]
 
 
 def plot_rows(sweep: Sweep) -> list[dict[str, Any]]:
-    """Long-form rows for the trade-off chart: for every trained value, its accuracy (%)
+    """Long-form rows for the trade-off chart: for every trained value, its measure (accuracy in %)
     against its parameters and against its MACs (`axis` says which)."""
     out = []
     for p in sweep.points:
         if p.best is None or p.params is None:
             continue
         for axis, cost in (("parameters", p.params), ("MACs", p.macs)):
-            out.append({"value": str(p.value), "axis": axis, "cost": cost, "accuracy": 100 * p.best})
+            out.append({"value": str(p.value), "axis": axis, "cost": cost, "measure": shown(sweep, p.best)})
     return out
 
 

@@ -96,9 +96,9 @@ class Run:
         return metric_of(self.rows)
 
     def best(self) -> dict | None:
-        key = self.measure
-        rows = [r for r in self.rows if r.get(key) is not None]
-        return max(rows, key=lambda r: r[key]) if rows else None
+        from compiler.train.outcomes import best_of
+
+        return best_of(self.rows, self.measure)
 
     def table(self) -> list[dict]:
         """The epoch rows with the run's task's columns only, under their names (a
@@ -257,15 +257,21 @@ def evaluate(run: Run, limit: int = 256) -> dict:
 
     import compiler
     from compiler.data import build_dataset
+    from compiler.data.compat import dataset_values
+    from compiler.spec import with_vars
+    from compiler.train.data_setup import image_size, sequence_options
 
     spec = load_text(run.text, run.overrides or None, run.file)
-    model = compiler.build(spec, device="cpu")
+    name = run.settings.get("dataset", "shapes")
+    val_size = min(int(run.settings.get("val_size") or limit), limit)
+    options = sequence_options(spec, name, {})  # a sequence input: the adding problem's steps, rows of shapes
+    size = options.pop("size", None) or image_size(spec)
+    dataset, info = build_dataset(name, "val", size=size, val_size=val_size,
+                                  **({"train_size": 1} if name == "shapes" else {}), **options)
+    values = dataset_values(spec, info)  # vars bound to the dataset (`classes`), as the run set them
+    model = compiler.build(with_vars(spec, values) if values else spec, device="cpu")
     model.load_state_dict(load_file(str(run.weights), device="cpu"))
     model.eval()
-    _, h, w = next(iter(spec.inputs.values()))
-    val_size = min(int(run.settings.get("val_size") or limit), limit)
-    dataset, info = build_dataset(run.settings.get("dataset", "shapes"), "val", size=(h, w), val_size=val_size,
-                                  **({"train_size": 1} if run.settings.get("dataset", "shapes") == "shapes" else {}))
     loader = torch.utils.data.DataLoader(dataset, batch_size=64)
     classes = list(getattr(info, "classes", None) or [])
     trues, preds, images = [], [], []
@@ -283,7 +289,8 @@ def evaluate(run: Run, limit: int = 256) -> dict:
     samples = []
     for i, img in enumerate(images):
         pic = img - img.min()
-        pic = (pic / pic.max().clamp(min=1e-6)).permute(1, 2, 0).numpy()
+        pic = pic / pic.max().clamp(min=1e-6)  # [C, H, W] -> [H, W, C]; a sequence [T, F] is drawn as it is
+        pic = (pic.permute(1, 2, 0) if pic.dim() == 3 else pic).numpy()
         samples.append({"image": pic, "true": names[int(true[i])], "pred": names[int(pred[i])]})
     return {"classes": names, "matrix": matrix.tolist(), "accuracy": float((true == pred).float().mean()),
             "samples": samples}

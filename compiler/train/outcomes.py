@@ -54,21 +54,36 @@ class TrainResult:
 
     @property
     def metric(self) -> str:
-        """The row key that says how good an epoch is: mask mAP@0.5 for instance masks, box
-        mAP@0.5 for detection, mIoU for segmentation, val top-1 for classification, else (a
-        regression) the val loss, where lower is better."""
-        for key in ("val_mask_map50", "val_map50", "val_miou", "val_top1"):
-            if any(r.get(key) is not None for r in self.history):
-                return key
-        return "val_loss" if self.history else "val_top1"
+        """The row key that says how good an epoch is (see `measure_of`)."""
+        return measure_of(self.history)
 
     @property
     def best(self) -> dict[str, Any] | None:
-        key = self.metric
-        rows = [r for r in self.history if r.get(key) is not None]
-        if not rows:
-            return None
-        return min(rows, key=lambda r: r[key]) if key == "val_loss" else max(rows, key=lambda r: r[key])
+        return best_of(self.history)
+
+
+MEASURES = ("val_mask_map50", "val_map50", "val_miou", "val_top1")
+"""The keys of a metrics row that say how good an epoch is, most specific first."""
+
+
+def measure_of(history: list[dict[str, Any]]) -> str:
+    """The row key a run's epochs are compared by: mask mAP@0.5 for instance masks, box mAP@0.5
+    for detection, mIoU for segmentation, val top-1 for classification, else (a regression) the
+    val loss, where lower is better. The one rule of the trainer, the designer and sweeps."""
+    for key in MEASURES:
+        if any(r.get(key) is not None for r in history):
+            return key
+    return "val_loss" if history else "val_top1"
+
+
+def best_of(history: list[dict[str, Any]], key: str | None = None) -> dict[str, Any] | None:
+    """The best row of `history` by `key` (default `measure_of(history)`): the highest, or the
+    lowest for the loss."""
+    key = key or measure_of(history)
+    rows = [r for r in history if r.get(key) is not None]
+    if not rows:
+        return None
+    return min(rows, key=lambda r: r[key]) if key == "val_loss" else max(rows, key=lambda r: r[key])
 
 
 def diverged(*, epoch: int, step: int, value: float, cfg: TrainConfig, saved_epoch: int,

@@ -209,3 +209,36 @@ def test_a_setting_the_form_passed_is_named_by_its_field(tmp_path):
     tp.sync(job, run)
     assert run.state == "failed"
     assert run.message == "Train form, Batch size: batch_size 512 is larger than the training set (64 images)"
+
+
+# -- sequence specs: the regression and the row-by-row classifier ---------------------------------
+
+def _run_spec(tmp_path, name: str, settings: dict) -> "tp.Run":
+    text = (ROOT / "specs" / f"{name}.yaml").read_text()
+    job, runs = d.TrainJob(), []
+    run = tp.start(job, runs, text, {}, settings, name, tmp_path)
+    job.join(300)
+    tp.sync(job, run)
+    assert run.state == "done", job.error
+    return run
+
+
+def test_a_regression_run_shows_its_loss_and_picks_the_lowest(tmp_path):
+    settings = tp.form_defaults((ROOT / "specs" / "lstm_adding.yaml").read_text())
+    assert settings["dataset"] == "adding"  # the form follows the spec's train: section
+    settings.update(epochs=2, batch_size=16, train_size=32, val_size=16, device="cpu")
+    run = _run_spec(tmp_path, "lstm_adding", settings)
+    assert run.task == "regression" and run.measure == "val_loss"
+    assert list(run.table()[0]) == ["epoch", "step", "lr", "train loss", "val loss", "images/s", "seconds"]
+    assert run.best() == min(run.rows, key=lambda r: r["val_loss"])
+    assert tp.summary(run)["measure"] == "val loss"
+    assert {r["metric"] for r in tp.history_rows([run], [run.label])} == {"loss"}
+
+
+def test_a_row_by_row_classifier_is_evaluated_on_its_sequences(tmp_path):
+    settings = dict(SMALL, train_size=64, val_size=32, epochs=1)
+    run = _run_spec(tmp_path, "gru_shapes_rows", settings)
+    result = tp.evaluate(run, limit=32)
+    assert len(result["matrix"]) == 6 and sum(map(sum, result["matrix"])) == 32
+    assert result["accuracy"] == pytest.approx(run.rows[-1]["val_top1"], abs=1e-6)
+    assert result["samples"][0]["image"].shape == (32, 96)  # the sequence, drawn as it is read

@@ -107,8 +107,8 @@ def sweep_chart(sweep) -> None:
         data = sorted((r for r in rows if r["axis"] == axis), key=lambda r: r["cost"])
         base = alt.Chart(alt.Data(values=data)).encode(
             x=alt.X("cost:Q", title=f"{axis} (per sample)" if axis == "MACs" else axis, scale=alt.Scale(zero=False)),
-            y=alt.Y("accuracy:Q", title=metric, scale=alt.Scale(zero=False)),
-            tooltip=["value:N", "cost:Q", "accuracy:Q"])
+            y=alt.Y("measure:Q", title=metric, scale=alt.Scale(zero=False)),
+            tooltip=["value:N", "cost:Q", "measure:Q"])
         chart = (base.mark_line(point=True, color="#4c78a8")
                  + base.mark_text(dy=-10).encode(text=alt.Text("value:N")))
         col.altair_chart(chart.properties(title=f"{metric} vs {axis} ({sweep.var} labelled)"), width="stretch")

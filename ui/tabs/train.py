@@ -125,6 +125,8 @@ def train_evaluation(run) -> None:
         if st.toggle("Predictions on validation images", key="train_eval"):
             train_predictions(run, task)
         return
+    if kind is not None and not kind.has_accuracy:  # a regression: its val loss is the whole story
+        return
     if not st.toggle("Confusion matrix and sample predictions", key="train_eval"):
         return
     try:
