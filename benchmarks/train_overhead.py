@@ -1,0 +1,246 @@
+"""The trainer against a bare training loop: how much of a step's time is the trainer's own.
+
+    .venv/bin/python benchmarks/train_overhead.py [--rounds 3] [--epochs 2] [--train-size 2048]
+        [--batch-size 128] [--threads 2] [--specs specs/default.yaml specs/resnet20_cifar.yaml]
+    .venv/bin/python benchmarks/train_overhead.py --quick      # tiny sizes, one round (seconds)
+    .venv/bin/python benchmarks/train_overhead.py --profile    # cProfile of one trainer run
+
+For each spec, every round runs both sides once, alternating which goes first (the machine's
+load drifts; alternating spreads the drift over both):
+
+- trainer: `compiler.train(spec, dataset="shapes", size=32, ...)` with SGD (the trainer's
+  default momentum and weight decay), `epochs` epochs of `train_size` images;
+- bare: the same model (`compiler.build(spec, seed=...)`), the same images generated once by
+  `compiler.data.build_dataset` and stacked into one tensor before the clock starts, the same
+  optimizer and parameter groups, and nothing but
+  `for x, y in batches: zero_grad(); loss = ce(model(x), y); loss.backward(); step()`.
+
+Both run under the same `torch.set_num_threads`. The trainer's figure is the train-phase
+images/s it reports itself (`images_per_s` of each epoch's row in `TrainResult.history`: the
+images of the epoch over the seconds from its first batch asked of the data loader to its last
+optimizer step), because that is the number a user sees and the issue's goal is about: timing
+it from outside (around `compiler.train`) would add setup, validation and checkpoints, which
+are not the step's critical path. The bare loop is timed the same way (first batch to last
+step). Over the epochs, both sides' figure is all their images over all their train seconds.
+
+A second pair of columns ("steady") times single steps with the `on_step` hook (the time
+between two consecutive calls, the first step of each epoch left out) against the bare loop's
+steps: it tells a per-step cost (syncs, metrics, hooks) from a per-epoch one (the data loader's
+start, rendering the dataset). The result table gives the medians over rounds and the ratio
+trainer / bare of the medians; a ratio of 1 means the trainer adds nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+import compiler  # noqa: E402
+from compiler.data import build_dataset  # noqa: E402
+
+SPECS = ("specs/default.yaml", "specs/resnet20_cifar.yaml")
+"""The default spec and a deeper zoo spec (ResNet-20: 20 layers, three times the nodes of the
+default for about the same MACs per image) that the 2-core CPU trains in seconds an epoch."""
+SIZE = 32
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What both sides of a comparison share."""
+
+    train_size: int
+    val_size: int
+    batch_size: int
+    epochs: int
+    threads: int
+    seed: int = 0
+
+
+@dataclass
+class Side:
+    """One side's figures of one round."""
+
+    images_per_s: float
+    steady_step_s: float
+    """Median seconds of a step, the first step of each epoch left out."""
+
+
+@dataclass
+class SpecResult:
+    spec: str
+    trainer: list[Side] = field(default_factory=list)
+    bare: list[Side] = field(default_factory=list)
+
+    def median(self, side: str, key: str) -> float:
+        return statistics.median(getattr(s, key) for s in getattr(self, side))
+
+    @property
+    def ratio(self) -> float:
+        return self.median("trainer", "images_per_s") / self.median("bare", "images_per_s")
+
+    @property
+    def steady_ratio(self) -> float:
+        """Bare step time over the trainer's: > 1 would mean the trainer steps faster."""
+        return self.median("bare", "steady_step_s") / self.median("trainer", "steady_step_s")
+
+
+def _classes() -> int:
+    _, info = build_dataset("shapes", "val", size=SIZE, val_size=1, progress=False)
+    return info.num_classes
+
+
+def _load(spec_path: str) -> compiler.Spec:
+    return compiler.load(ROOT / spec_path, vars={"classes": _classes()})
+
+
+def _run_trainer(spec: compiler.Spec, s: Settings, run_dir: Path) -> Side:
+    """The trainer's own train-phase images/s, and its step times seen by the on_step hook."""
+    gaps: list[float] = []
+    last = {"t": None}
+
+    def on_step(info: dict) -> None:
+        now = time.perf_counter()
+        if last["t"] is not None and info["step"] > 1:
+            gaps.append(now - last["t"])
+        last["t"] = now
+
+    result = compiler.train(spec, quiet=True, dataset="shapes", size=SIZE, train_size=s.train_size,
+                            val_size=s.val_size, epochs=s.epochs, batch_size=s.batch_size, optimizer="sgd",
+                            workers=0, device="cpu", seed=s.seed, run_dir=str(run_dir), on_step=on_step)
+    seconds = sum(1 / row["images_per_s"] for row in result.history)  # per image of each epoch
+    return Side(images_per_s=len(result.history) / seconds, steady_step_s=statistics.median(gaps))
+
+
+def _batches(s: Settings) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The training images as the trainer's data gives them (normalised), generated once, as
+    full batches of one tensor."""
+    dataset, _ = build_dataset("shapes", "train", size=SIZE, train_size=s.train_size, seed=s.seed, progress=False)
+    items = [dataset[i] for i in range(len(dataset))]
+    images = torch.stack([x for x, _ in items])
+    labels = torch.tensor([y for _, y in items])
+    full = len(items) // s.batch_size * s.batch_size
+    return list(zip(images[:full].split(s.batch_size), labels[:full].split(s.batch_size)))
+
+
+def _optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
+    """SGD with the trainer's defaults (read from TrainConfig, not copied) and its two groups:
+    weight decay on weight matrices and kernels only."""
+    cfg = compiler.train.TrainConfig(optimizer="sgd")
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    return torch.optim.SGD([g for g in groups if g["params"]], lr=cfg.lr, momentum=cfg.momentum,
+                           nesterov=cfg.nesterov)
+
+
+def _run_bare(spec: compiler.Spec, s: Settings, batches) -> Side:
+    model = compiler.build(spec, seed=s.seed)
+    model.train()
+    optimizer = _optimizer(model)
+    criterion = torch.nn.CrossEntropyLoss()
+    seconds, steps = 0.0, []
+    for _ in range(s.epochs):
+        start = previous = time.perf_counter()
+        for i, (x, y) in enumerate(batches):
+            optimizer.zero_grad(set_to_none=True)
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+            now = time.perf_counter()
+            if i > 0:
+                steps.append(now - previous)
+            previous = now
+        seconds += time.perf_counter() - start
+    images = s.epochs * sum(len(y) for _, y in batches)
+    return Side(images_per_s=images / seconds, steady_step_s=statistics.median(steps))
+
+
+def measure(spec_path: str, s: Settings, rounds: int, say=print) -> SpecResult:
+    spec = _load(spec_path)
+    batches = _batches(s)
+    out = SpecResult(spec_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            order = ("trainer", "bare") if r % 2 == 0 else ("bare", "trainer")
+            for side in order:
+                if side == "trainer":
+                    out.trainer.append(_run_trainer(spec, s, Path(tmp) / f"run{r}"))
+                else:
+                    out.bare.append(_run_bare(spec, s, batches))
+            t, b = out.trainer[-1], out.bare[-1]
+            say(f"  {spec_path} round {r + 1}: trainer {t.images_per_s:7.1f} img/s, bare {b.images_per_s:7.1f} "
+                f"img/s ({t.images_per_s / b.images_per_s:.3f}); steady step {1e3 * t.steady_step_s:.1f} / "
+                f"{1e3 * b.steady_step_s:.1f} ms")
+    return out
+
+
+def table(results: list[SpecResult]) -> str:
+    head = (f"{'spec':<28} {'trainer img/s':>13} {'bare img/s':>10} {'ratio':>6}   "
+            f"{'steady ms/step':>15} {'bare':>6} {'ratio':>6}")
+    lines = [head]
+    for r in results:
+        lines.append(f"{r.spec:<28} {r.median('trainer', 'images_per_s'):>13.1f} "
+                     f"{r.median('bare', 'images_per_s'):>10.1f} {r.ratio:>6.3f}   "
+                     f"{1e3 * r.median('trainer', 'steady_step_s'):>15.1f} "
+                     f"{1e3 * r.median('bare', 'steady_step_s'):>6.1f} {r.steady_ratio:>6.3f}")
+    return "\n".join(lines)
+
+
+def profile(spec_path: str, s: Settings, top: int = 25) -> str:
+    """cProfile of one trainer run (setup, epochs, validation, checkpoints), by own time."""
+    spec = _load(spec_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        prof = cProfile.Profile()
+        prof.enable()
+        _run_trainer(spec, s, Path(tmp) / "run")
+        prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
+    return buf.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--specs", nargs="+", default=list(SPECS))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--train-size", type=int, default=2048)
+    parser.add_argument("--val-size", type=int, default=256, help="validation is not timed; keep it small")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of both sides (default 1: on a shared machine a second thread waits
+                             "for a busy core and the figures swing by 5x)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and one round: a smoke run")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of one trainer run of the first spec")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.epochs, args.train_size, args.val_size, args.batch_size = 1, 1, 96, 16, 16
+    torch.set_num_threads(args.threads)
+    s = Settings(train_size=args.train_size, val_size=args.val_size, batch_size=args.batch_size,
+                 epochs=args.epochs, threads=args.threads, seed=args.seed)
+    print(f"shapes {SIZE}x{SIZE}, {s.train_size} train images, batch {s.batch_size}, {s.epochs} epoch(s), sgd, "
+          f"cpu, {s.threads} thread(s), {args.rounds} round(s) alternating")
+    if args.profile:
+        print(profile(args.specs[0], s))
+        return 0
+    results = [measure(path, s, args.rounds) for path in args.specs]
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
