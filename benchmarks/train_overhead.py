@@ -221,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-size", type=int, default=256, help="validation is not timed; keep it small")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads of both sides (default 1: on a shared machine a second thread waits
-                             "for a busy core and the figures swing by 5x)")
+                        help="torch threads of both sides (default 1: on a shared machine a second thread "
+                             "waits for a busy core and the figures swing by 5x)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one round: a smoke run")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one trainer run of the first spec")
