@@ -20,7 +20,7 @@ import torch
 from ..suggest import closest, did_you_mean
 
 __all__ = ["DatasetError", "DatasetInfo", "build_dataset", "check_compatible", "data_root", "dataset_names",
-           "detection_collate"]
+           "detection_collate", "preload"]
 
 
 @dataclass(frozen=True)
@@ -195,6 +195,17 @@ def _shapes(split, hw, root, seed, channels, options) -> tuple[torch.utils.data.
         classes = ["background", *classes]
     info = DatasetInfo("shapes", len(classes), (channels, height, width), classes, task, mean, std)
     return dataset, info
+
+
+def preload(dataset: torch.utils.data.Dataset) -> None:
+    """Bring into memory now what `dataset` would otherwise render or read on its first items
+    (the shapes dataset renders its split on first use): a trainer calls it before timing its
+    first epoch. Datasets with nothing to preload (and Subsets of them) are left as they are."""
+    while isinstance(dataset, torch.utils.data.Subset):
+        dataset = dataset.dataset
+    load = getattr(dataset, "preload", None)
+    if callable(load):
+        load()
 
 
 def detection_collate(batch: list) -> tuple[torch.Tensor, list[dict]]:
