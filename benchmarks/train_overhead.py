@@ -15,19 +15,25 @@ load drifts; alternating spreads the drift over both):
   optimizer and parameter groups, and nothing but
   `for x, y in batches: zero_grad(); loss = ce(model(x), y); loss.backward(); step()`.
 
-Both run under the same `torch.set_num_threads`. The trainer's figure is the train-phase
-images/s it reports itself (`images_per_s` of each epoch's row in `TrainResult.history`: the
-images of the epoch over the seconds from its first batch asked of the data loader to its last
-optimizer step), because that is the number a user sees and the issue's goal is about: timing
-it from outside (around `compiler.train`) would add setup, validation and checkpoints, which
-are not the step's critical path. The bare loop is timed the same way (first batch to last
-step). Over the epochs, both sides' figure is all their images over all their train seconds.
+Both run under the same `torch.set_num_threads`. The trainer's wall-clock figure is the
+train-phase images/s it reports itself (`images_per_s` of each epoch's row in
+`TrainResult.history`: the images of the epoch over the seconds from its first batch asked of
+the data loader to its last optimizer step), because that is the number a user sees and the
+issue's goal is about; timing around `compiler.train` would add setup, validation and
+checkpoints, which are not on the step's critical path. The bare loop is timed the same way
+(first batch to last step); over the epochs, a side's figure is all its images over all its
+train seconds.
 
-A second pair of columns ("steady") times single steps with the `on_step` hook (the time
-between two consecutive calls, the first step of each epoch left out) against the bare loop's
-steps: it tells a per-step cost (syncs, metrics, hooks) from a per-epoch one (the data loader's
-start, rendering the dataset). The result table gives the medians over rounds and the ratio
-trainer / bare of the medians; a ratio of 1 means the trainer adds nothing.
+On a machine shared with other work the wall clock swings by tens of percent from one minute to
+the next, so the same phases are also measured in CPU time of the process (`time.process_time`),
+which other programs hardly change: the trainer's through its hooks (an epoch's phase runs from
+`on_start` or the previous `on_epoch` to its last `on_step`, so it includes anything the
+trainer does before the first batch), the bare loop's around its epochs. The third pair of
+columns is the median CPU time of one step (the first of each epoch left out; the trainer's
+between two `on_step` calls): it tells a per-step cost (syncs, metrics, hooks, collating) from
+a per-epoch one (the data loader's start, rendering the dataset). The table gives the medians
+over rounds and trainer / bare of the medians (bare / trainer for step times): 1 means the
+trainer adds nothing.
 """
 
 from __future__ import annotations
@@ -74,8 +80,15 @@ class Side:
     """One side's figures of one round."""
 
     images_per_s: float
-    steady_step_s: float
-    """Median seconds of a step, the first step of each epoch left out."""
+    """Wall clock: images over train-phase seconds (the trainer's own `images_per_s`)."""
+    cpu_images_per_s: float
+    """Images over the process's CPU seconds in the train phase (time.process_time): what
+    other programs on the machine hardly change."""
+    step_cpu_s: float
+    """Median CPU seconds of a step, the first step of each epoch left out."""
+    hook_images_per_s: float
+    """Wall clock over the same phases as the CPU time (for the trainer: from its hooks, to
+    check its own figure; for the bare loop: its wall figure again)."""
 
 
 @dataclass
@@ -87,14 +100,10 @@ class SpecResult:
     def median(self, side: str, key: str) -> float:
         return statistics.median(getattr(s, key) for s in getattr(self, side))
 
-    @property
-    def ratio(self) -> float:
-        return self.median("trainer", "images_per_s") / self.median("bare", "images_per_s")
-
-    @property
-    def steady_ratio(self) -> float:
-        """Bare step time over the trainer's: > 1 would mean the trainer steps faster."""
-        return self.median("bare", "steady_step_s") / self.median("trainer", "steady_step_s")
+    def ratio(self, key: str) -> float:
+        """trainer / bare of the medians (for step times bare / trainer): 1 = no overhead."""
+        t, b = self.median("trainer", key), self.median("bare", key)
+        return b / t if key == "step_cpu_s" else t / b
 
 
 def _classes() -> int:
@@ -106,22 +115,40 @@ def _load(spec_path: str) -> compiler.Spec:
     return compiler.load(ROOT / spec_path, vars={"classes": _classes()})
 
 
+class _Clock:
+    """The trainer's train phases seen through its hooks: an epoch's phase runs from the
+    previous hook call that ended setup or an epoch (on_start, on_epoch) to its last on_step."""
+
+    def __init__(self):
+        self.cpu = self.wall = 0.0
+        self.steps: list[float] = []
+        self.mark = self.last = self.wall_mark = self.wall_last = None
+
+    def on_start(self, info: dict) -> None:
+        self.mark, self.wall_mark = time.process_time(), time.perf_counter()
+
+    def on_step(self, info: dict) -> None:
+        now = time.process_time()
+        if info["step"] > 1:
+            self.steps.append(now - self.last)
+        self.last, self.wall_last = now, time.perf_counter()
+
+    def on_epoch(self, row: dict) -> None:
+        self.cpu += self.last - self.mark
+        self.wall += self.wall_last - self.wall_mark
+        self.on_start(row)
+
+
 def _run_trainer(spec: compiler.Spec, s: Settings, run_dir: Path) -> Side:
-    """The trainer's own train-phase images/s, and its step times seen by the on_step hook."""
-    gaps: list[float] = []
-    last = {"t": None}
-
-    def on_step(info: dict) -> None:
-        now = time.perf_counter()
-        if last["t"] is not None and info["step"] > 1:
-            gaps.append(now - last["t"])
-        last["t"] = now
-
+    clock = _Clock()
     result = compiler.train(spec, quiet=True, dataset="shapes", size=SIZE, train_size=s.train_size,
                             val_size=s.val_size, epochs=s.epochs, batch_size=s.batch_size, optimizer="sgd",
-                            workers=0, device="cpu", seed=s.seed, run_dir=str(run_dir), on_step=on_step)
+                            workers=0, device="cpu", seed=s.seed, run_dir=str(run_dir), on_start=clock.on_start,
+                            on_step=clock.on_step, on_epoch=clock.on_epoch)
     seconds = sum(1 / row["images_per_s"] for row in result.history)  # per image of each epoch
-    return Side(images_per_s=len(result.history) / seconds, steady_step_s=statistics.median(gaps))
+    images = s.epochs * (s.train_size // s.batch_size) * s.batch_size
+    return Side(images_per_s=len(result.history) / seconds, cpu_images_per_s=images / clock.cpu,
+                step_cpu_s=statistics.median(clock.steps), hook_images_per_s=images / clock.wall)
 
 
 def _batches(s: Settings) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -151,24 +178,29 @@ def _run_bare(spec: compiler.Spec, s: Settings, batches) -> Side:
     model.train()
     optimizer = _optimizer(model)
     criterion = torch.nn.CrossEntropyLoss()
-    seconds, steps = 0.0, []
+    seconds = cpu = 0.0
+    steps = []
     for _ in range(s.epochs):
-        start = previous = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
+        previous = cpu_start
         for i, (x, y) in enumerate(batches):
             optimizer.zero_grad(set_to_none=True)
             loss = criterion(model(x), y)
             loss.backward()
             optimizer.step()
-            now = time.perf_counter()
+            now = time.process_time()
             if i > 0:
                 steps.append(now - previous)
             previous = now
         seconds += time.perf_counter() - start
+        cpu += time.process_time() - cpu_start
     images = s.epochs * sum(len(y) for _, y in batches)
-    return Side(images_per_s=images / seconds, steady_step_s=statistics.median(steps))
+    return Side(images_per_s=images / seconds, cpu_images_per_s=images / cpu, step_cpu_s=statistics.median(steps),
+                hook_images_per_s=images / seconds)
 
 
-def measure(spec_path: str, s: Settings, rounds: int, say=print) -> SpecResult:
+def measure(spec_path: str, s: Settings, rounds: int, say=None) -> SpecResult:
+    say = say or (lambda text: print(text, flush=True))
     spec = _load(spec_path)
     batches = _batches(s)
     out = SpecResult(spec_path)
@@ -181,32 +213,43 @@ def measure(spec_path: str, s: Settings, rounds: int, say=print) -> SpecResult:
                 else:
                     out.bare.append(_run_bare(spec, s, batches))
             t, b = out.trainer[-1], out.bare[-1]
-            say(f"  {spec_path} round {r + 1}: trainer {t.images_per_s:7.1f} img/s, bare {b.images_per_s:7.1f} "
-                f"img/s ({t.images_per_s / b.images_per_s:.3f}); steady step {1e3 * t.steady_step_s:.1f} / "
-                f"{1e3 * b.steady_step_s:.1f} ms")
+            say(f"  {spec_path} round {r + 1}: wall {t.images_per_s:6.1f} / {b.images_per_s:6.1f} img/s "
+                f"({t.images_per_s / b.images_per_s:.3f}), cpu {t.cpu_images_per_s:6.1f} / {b.cpu_images_per_s:6.1f} "
+                f"img/s ({t.cpu_images_per_s / b.cpu_images_per_s:.3f}), step {1e3 * t.step_cpu_s:.1f} / "
+                f"{1e3 * b.step_cpu_s:.1f} cpu ms; trainer wall by hooks {t.hook_images_per_s:.1f} img/s")
     return out
 
 
 def table(results: list[SpecResult]) -> str:
-    head = (f"{'spec':<28} {'trainer img/s':>13} {'bare img/s':>10} {'ratio':>6}   "
-            f"{'steady ms/step':>15} {'bare':>6} {'ratio':>6}")
-    lines = [head]
+    """Medians over the rounds, trainer then bare, and their ratio."""
+    columns = (("images_per_s", "wall img/s", 1.0), ("cpu_images_per_s", "cpu img/s", 1.0),
+               ("step_cpu_s", "step cpu ms", 1e3))
+    width = max(len(r.spec) for r in results)
+    lines = [f"{'spec':<{width}}" + "".join(f"  {label:>15} {'bare':>7} {'ratio':>6}" for _, label, _ in columns)]
     for r in results:
-        lines.append(f"{r.spec:<28} {r.median('trainer', 'images_per_s'):>13.1f} "
-                     f"{r.median('bare', 'images_per_s'):>10.1f} {r.ratio:>6.3f}   "
-                     f"{1e3 * r.median('trainer', 'steady_step_s'):>15.1f} "
-                     f"{1e3 * r.median('bare', 'steady_step_s'):>6.1f} {r.steady_ratio:>6.3f}")
+        cells = "".join(f"  {scale * r.median('trainer', key):>15.1f} {scale * r.median('bare', key):>7.1f} "
+                        f"{r.ratio(key):>6.3f}" for key, _, scale in columns)
+        lines.append(f"{r.spec:<{width}}{cells}")
     return "\n".join(lines)
 
 
-def profile(spec_path: str, s: Settings, top: int = 25) -> str:
-    """cProfile of one trainer run (setup, epochs, validation, checkpoints), by own time."""
+def profile(spec_path: str, s: Settings, top: int = 30) -> str:
+    """cProfile of the trainer's train phases only (on_start or on_epoch to an epoch's last
+    on_step: no setup, validation or checkpoints), by own CPU time (process time: what other
+    programs on the machine do is not charged to it)."""
     spec = _load(spec_path)
+    prof = cProfile.Profile(time.process_time)
+
+    def on_step(info: dict) -> None:
+        if info["step"] == info["steps"]:
+            prof.disable()
+
     with tempfile.TemporaryDirectory() as tmp:
-        prof = cProfile.Profile()
-        prof.enable()
-        _run_trainer(spec, s, Path(tmp) / "run")
-        prof.disable()
+        compiler.train(spec, quiet=True, dataset="shapes", size=SIZE, train_size=s.train_size, val_size=s.val_size,
+                       epochs=s.epochs, batch_size=s.batch_size, optimizer="sgd", workers=0, device="cpu",
+                       seed=s.seed, run_dir=str(Path(tmp) / "run"), on_start=lambda info: prof.enable(),
+                       on_step=on_step, on_epoch=lambda row: prof.enable())
+    prof.disable()
     buf = io.StringIO()
     pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
     return buf.getvalue()
@@ -233,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     s = Settings(train_size=args.train_size, val_size=args.val_size, batch_size=args.batch_size,
                  epochs=args.epochs, threads=args.threads, seed=args.seed)
     print(f"shapes {SIZE}x{SIZE}, {s.train_size} train images, batch {s.batch_size}, {s.epochs} epoch(s), sgd, "
-          f"cpu, {s.threads} thread(s), {args.rounds} round(s) alternating")
+          f"cpu, {s.threads} thread(s), {args.rounds} round(s) alternating", flush=True)
     if args.profile:
         print(profile(args.specs[0], s))
         return 0
