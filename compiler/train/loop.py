@@ -427,7 +427,7 @@ class _Run:
                 + ("--max-memory / BLOCKGRAPH_MAX_MEMORY" if cap else "memory_budget"))
 
     def _data(self) -> None:
-        from compiler.data import DatasetError, build_dataset, preload
+        from compiler.data import DatasetError, build_dataset
 
         cfg, spec = self.cfg, self.spec
         shape = spec.inputs[image_input(spec)]
@@ -469,8 +469,6 @@ class _Run:
             raise config_problem(self.sources, "batch_size",
                                  f"batch_size {cfg.batch_size} is larger than the training set "
                                  f"({len(self.train_set)} images)")
-        for dataset in (self.train_set, self.val_set):  # render now, not inside the first epoch's clock
-            preload(dataset)
 
     def _bind_dataset_vars(self):
         """Vars bound to the dataset (`classes: {dataset: classes, default: 10}`) take the
@@ -561,7 +559,11 @@ class _Run:
         self.forward = forward
         self.criterion = self.task.criterion(cfg.label_smoothing)
 
-        # loaders
+        # loaders (the splits rendered now, after every check, not inside the first epoch's clock)
+        from compiler.data import preload
+
+        for dataset in (self.train_set, self.val_set):
+            preload(dataset)
         pin = device.type == "cuda"
         sampler = torch.utils.data.DistributedSampler(self.train_set, num_replicas=d.world_size, rank=d.rank,
                                                       shuffle=True, seed=cfg.seed, drop_last=False)
