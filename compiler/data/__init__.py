@@ -23,7 +23,7 @@ from ..spec.messages import did_you_mean, suggestion
 from .info import DatasetError, DatasetInfo
 
 __all__ = ["DatasetError", "DatasetInfo", "build_dataset", "check_compatible", "data_root", "dataset_names",
-           "detection_collate"]
+           "detection_collate", "preload"]
 
 
 NAMES = ("shapes", "adding", "mnist", "fashionmnist", "cifar10", "cifar100", "folder")
@@ -209,6 +209,17 @@ def _adding(split, size, seed, options) -> tuple[torch.utils.data.Dataset, Datas
     length = options.get(f"{split}_size") or (10_000 if split == "train" else 2_000)
     dataset = AddingProblem(split, length, steps=steps, seed=seed)
     return dataset, DatasetInfo("adding", 0, (steps, 2), [], "regression")
+
+
+def preload(dataset: torch.utils.data.Dataset) -> None:
+    """Bring into memory now what `dataset` would otherwise render or read on its first items
+    (the shapes dataset renders its split on first use): a trainer calls it before timing its
+    first epoch. Datasets with nothing to preload (and Subsets of them) are left as they are."""
+    while isinstance(dataset, torch.utils.data.Subset):
+        dataset = dataset.dataset
+    load = getattr(dataset, "preload", None)
+    if callable(load):
+        load()
 
 
 def detection_collate(batch: list) -> tuple[torch.Tensor, list[dict]]:

@@ -123,7 +123,12 @@ def restore_position(*, cfg: TrainConfig, dist: Dist, state: dict[str, Any] | No
 def build_loaders(*, data: Data, cfg: TrainConfig, dist: Dist, device: torch.device, batch: int, task: Task,
                   sources) -> Loaders:
     """Training: every process its part of one global order per epoch, full batches only;
-    validation: every process a shard of the split, in order."""
+    validation: every process a shard of the split, in order. The splits are rendered (or read)
+    now, after every check, not inside the first epoch's clock (`compiler.data.preload`)."""
+    from ..data import preload
+
+    for dataset in (data.train_set, data.val_set):
+        preload(dataset)
     pin = device.type == "cuda"
     inner = torch.utils.data.DistributedSampler(data.train_set, num_replicas=dist.world_size, rank=dist.rank,
                                                 shuffle=True, seed=cfg.seed, drop_last=False)
