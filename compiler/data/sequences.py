@@ -68,11 +68,26 @@ class RowSequences(torch.utils.data.Dataset):
         image, label = self.images[index]
         return rows_of(image), label
 
-    def __getattr__(self, name: str):
-        # The wrapped dataset's extras (materialize, cache_file, mean/std...) stay reachable.
-        if name == "images":
-            raise AttributeError(name)
-        return getattr(self.images, name)
+    def __getitems__(self, indices: list[int]) -> list:
+        """A batch at once when the images give one (the shapes' gather), each read row by row."""
+        fetch = getattr(self.images, "__getitems__", None)
+        items = fetch(indices) if fetch is not None else [self.images[i] for i in indices]
+        return [(rows_of(image), label) for image, label in items]
+
+    def preload(self) -> None:
+        """What `compiler.data.preload` asks of a dataset: the images' own preload."""
+        load = getattr(self.images, "preload", None)
+        if load is not None:
+            load()
+
+    # The images' normalisation and raw pixels, for drawing a sequence as the image it reads.
+    @property
+    def mean(self):
+        return self.images.mean
+
+    @property
+    def std(self):
+        return self.images.std
 
 
 def rows_of(image: torch.Tensor) -> torch.Tensor:

@@ -88,3 +88,13 @@ def test_a_spec_that_does_not_fit_the_adding_problem_is_told_where():
     assert "steps=100" in messages[0][1]
     assert messages[1][0] == 7 and "is [3] per sample" in messages[1][1] and "out: 1" in messages[1][1]
     check_compatible(SPEC.replace("out: 3", "out: 1"), build_dataset("adding", "val", val_size=4)[1])
+
+
+def test_shapes_rows_in_batches_are_rows_too():
+    # the DataLoader asks for a batch at once (__getitems__): each item is still a sequence
+    rows, _ = build_dataset("shapes", "val", val_size=6, layout="rows")
+    batch = rows.__getitems__([1, 4])
+    assert [tuple(x.shape) for x, _ in batch] == [(32, 96), (32, 96)]
+    assert torch.equal(batch[1][0], rows[4][0]) and batch[1][1] == rows[4][1]
+    loader = torch.utils.data.DataLoader(rows, batch_size=3)
+    assert next(iter(loader))[0].shape == (3, 32, 96)
