@@ -172,3 +172,22 @@ def test_onnx_declares_an_int64_input_with_a_dynamic_batch(tmp_path):
     (declared,) = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_inputs()
     assert declared.name == "tokens" and declared.type == "tensor(int64)"
     assert not isinstance(declared.shape[0], int) and declared.shape[1:] == [7]
+
+
+def test_a_dataset_of_values_is_refused_for_a_token_input():
+    from compiler.data import DatasetInfo, check_compatible
+
+    with pytest.raises(SpecError) as info:
+        check_compatible(compiler.load(TOKENS), DatasetInfo("mnist", 10, (1, 28, 28), [str(i) for i in range(10)]))
+    problem = info.value.first
+    assert problem.loc.line == 5 and problem.path == "inputs.tokens"
+    assert "input 'tokens' holds int64 token ids, but the dataset 'mnist' gives float32 values" in problem.message
+
+
+def test_the_summary_says_which_input_holds_ids(tmp_path, capsys):
+    from compiler.cli import main
+
+    path = tmp_path / "tokens.yaml"
+    path.write_text(TOKENS)
+    assert main(["summary", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "tokens: tokens [7] int64"
