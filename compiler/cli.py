@@ -393,12 +393,12 @@ def _cmd_import_weights(args) -> int:
             print(f"blockgraph import-weights: error: {args.file} names no reference:", file=sys.stderr)
             return 2
         source = spec.reference
-    from .sample_inputs import sample_batch, sample_inputs
+    from .sample_inputs import meta_batch, sample_inputs
 
     module = build(spec)
     try:
         report = import_weights(module, source, strict=not args.no_strict,
-                                inputs=list(sample_batch(sample_inputs(spec), 2)))  # token ids stay int64
+                                inputs=list(meta_batch(sample_inputs(spec), 2)))  # token ids stay int64
     except WeightImportError as exc:
         print(f"blockgraph import-weights: error: {exc}", file=sys.stderr)
         return 1

@@ -31,7 +31,7 @@ import torch
 import torch.fx
 from torch import nn
 
-from .sample_inputs import SampleInput, sample_batch, sample_inputs
+from .sample_inputs import SampleInput, meta_batch, sample_batch, sample_inputs
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "exported": ".pt2", "python": ".py"}
 
@@ -68,7 +68,7 @@ def _module_and_shapes(spec_or_module: Any, weights: Any, inputs: Any) -> tuple[
     if weights is not None:
         from .weights import import_weights
 
-        import_weights(module, weights, inputs=list(sample_batch(shapes, 2)))
+        import_weights(module, weights, inputs=list(meta_batch(shapes, 2)))
     if isinstance(module, torch.fx.GraphModule):
         placeholders = [n.name for n in module.graph.nodes if n.op == "placeholder"]
         if len(placeholders) == len(shapes):

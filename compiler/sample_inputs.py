@@ -47,3 +47,10 @@ def sample_batch(inputs: list[SampleInput], batch: int, seed: int = 0) -> tuple[
     generator = torch.Generator().manual_seed(seed)
     return tuple(torch.randn(batch, *x.shape, generator=generator) if x.id_bound is None
                  else torch.randint(0, x.id_bound, (batch, *x.shape), generator=generator) for x in inputs)
+
+
+def meta_batch(inputs: list[SampleInput], batch: int) -> tuple[torch.Tensor, ...]:
+    """Tensors of the batch's shapes and dtypes on the meta device (no memory), for a pass
+    that only follows the modules (weight import's execution order): an embedding on the meta
+    device still refuses float indices, so the dtype matters even there."""
+    return tuple(torch.empty(batch, *x.shape, dtype=x.dtype, device="meta") for x in inputs)

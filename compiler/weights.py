@@ -297,17 +297,17 @@ def example_inputs(module: nn.Module, inputs: Any = None) -> tuple[torch.Tensor,
         meta = getattr(module, "meta", {}).get("blockgraph", {}) if isinstance(getattr(module, "meta", None), dict) else {}
         if not meta.get("file"):
             return None
-        from .sample_inputs import sample_batch, sample_inputs
+        from .sample_inputs import meta_batch, sample_inputs
         from .spec import load
 
         try:
-            inputs = list(sample_batch(sample_inputs(load(meta["file"])), 2))  # 2: batch norm trains on it
+            inputs = list(meta_batch(sample_inputs(load(meta["file"])), 2))  # 2: batch norm trains on it
         except Exception:
             return None
     if isinstance(inputs, torch.Tensor):
         inputs = [inputs]
+    # a tensor keeps its dtype (token ids stay int64); a bare shape stands for float32 values
     return tuple(x.to("meta") if isinstance(x, torch.Tensor) else torch.empty(*x, device="meta") for x in inputs)
-    # (a tensor keeps its dtype: token ids stay int64, which an embedding needs even on meta)
 
 
 def _spec_reference(module: nn.Module) -> str | None:

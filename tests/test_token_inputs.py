@@ -132,13 +132,18 @@ class HandWritten(nn.Module):
         return self.head(h[-1])
 
 
-def test_the_built_module_takes_ids_and_equals_the_hand_written_model():
+@pytest.mark.parametrize("given", ["ids", "none"])
+def test_the_built_module_takes_ids_and_equals_the_hand_written_model(given, tmp_path):
+    """The weights pair by execution order: on the given ids, or (none given) on the meta batch
+    of int64 ids made from the spec file the module records."""
     torch.manual_seed(3)
     reference = HandWritten().eval()
-    model = compiler.build(compiler.load(TOKENS), seed=0).eval()
+    path = tmp_path / "tokens.yaml"
+    path.write_text(TOKENS)
+    model = compiler.build(path, seed=0).eval()
     ids = torch.randint(0, 50, (4, 7), generator=torch.Generator().manual_seed(0))
-    report = compiler.import_weights(model, reference, inputs=[ids])
-    assert report.complete
+    report = compiler.import_weights(model, reference, inputs=[ids] if given == "ids" else None)
+    assert report.complete and report.order == "execution"
     with torch.no_grad():
         torch.testing.assert_close(model(ids), reference(ids), rtol=1e-6, atol=1e-6)
 
