@@ -2,8 +2,9 @@
 into an `Input` with its sizes evaluated and checked and its dtype named.
 
 The dtype exists for token ids: an `embedding` reads int64 ids, every other op float32 values,
-and the graph check (compiler/input_dtypes.py) holds each op to the dtype it reads. Everything
-that makes an example batch (export, the property tests) reads `Spec.input_dtypes` from here.
+and the graph check (compiler/graph.py) holds each op to the dtype it reads. Everything that
+makes an example batch (compiler/sample_inputs.py: export, weight import, the property tests)
+reads `Spec.input_dtypes`, which the loader fills from here.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from ..blocks.base import Shape
 from ..errors import Loc
 from ..quoted import unquote_hint
 from .checking import Checker
-from .document import DTYPES, FLOAT32, ID_PATTERN, TypedInput
+from .document import FLOAT32, ID_PATTERN, TypedInput
 from .messages import describe
 from .values import FAILED, Vars
+
 
 @dataclass
 class Input:
@@ -25,7 +27,7 @@ class Input:
     shape: Shape
     """Per-sample sizes, channels first; the sizes that failed are left out."""
     dtype: str
-    """One of DTYPES."""
+    """One of DTYPES (compiler/spec/document.py)."""
     loc: Loc
     """Where its name is written."""
 
