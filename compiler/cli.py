@@ -179,7 +179,9 @@ def format_summary(analysis, depth: int | None = None) -> str:
     def line(cells):
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
-    out = [f"{analysis.spec.name}: " + ", ".join(f"{k} {list(v)}" for k, v in analysis.spec.inputs.items())]
+    spec = analysis.spec
+    out = [f"{spec.name}: " + ", ".join(f"{k} {list(v)}" + (" int64" if spec.dtype(k) == "int64" else "")
+                                        for k, v in spec.inputs.items())]  # token ids say so
     if analysis.spec.description:
         out.append(analysis.spec.description.strip())
     out += [line(header), "  ".join("-" * w for w in widths)]
@@ -391,10 +393,12 @@ def _cmd_import_weights(args) -> int:
             print(f"blockgraph import-weights: error: {args.file} names no reference:", file=sys.stderr)
             return 2
         source = spec.reference
+    from .sample_inputs import meta_batch, sample_inputs
+
     module = build(spec)
     try:
         report = import_weights(module, source, strict=not args.no_strict,
-                                inputs=[(2, *shape) for shape in spec.inputs.values()])
+                                inputs=list(meta_batch(sample_inputs(spec), 2)))  # token ids stay int64
     except WeightImportError as exc:
         print(f"blockgraph import-weights: error: {exc}", file=sys.stderr)
         return 1

@@ -31,6 +31,8 @@ import torch
 import torch.fx
 from torch import nn
 
+from .sample_inputs import SampleInput, meta_batch, sample_batch, sample_inputs
+
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "exported": ".pt2", "python": ".py"}
 
 
@@ -40,9 +42,9 @@ class ExportError(RuntimeError):
 
 # -- the module and its inputs -------------------------------------------------------------------
 
-def _module_and_shapes(spec_or_module: Any, weights: Any, inputs: Any) -> tuple[nn.Module, list[tuple[int, ...]],
+def _module_and_shapes(spec_or_module: Any, weights: Any, inputs: Any) -> tuple[nn.Module, list[SampleInput],
                                                                                  list[str], list[str], str]:
-    """(module in eval mode, per-sample input shapes, input names, output names, class name)."""
+    """(module in eval mode, what each input takes, input names, output names, class name)."""
     from .fx import build
     from .spec import Spec, load
 
@@ -54,17 +56,19 @@ def _module_and_shapes(spec_or_module: Any, weights: Any, inputs: Any) -> tuple[
         spec = spec_or_module if isinstance(spec_or_module, Spec) else load(spec_or_module)
         module = build(spec)
     if inputs is not None:
-        shapes = [tuple(s) for s in inputs]
+        bounds = [x.id_bound for x in sample_inputs(spec)] if spec is not None else []
+        shapes = [SampleInput(shape=tuple(s), id_bound=bounds[i] if i < len(bounds) else None)
+                  for i, s in enumerate(inputs)]
         names = [f"input{i}" for i in range(len(shapes))] if spec is None else list(spec.inputs)
     elif spec is not None:
-        shapes, names = [tuple(s) for s in spec.inputs.values()], list(spec.inputs)
+        shapes, names = sample_inputs(spec), list(spec.inputs)
     else:
         raise ExportError("give inputs=[per-sample shape, ...] to export a module not built from a spec file")
     outputs = list(spec.outputs) if spec is not None else []
     if weights is not None:
         from .weights import import_weights
 
-        import_weights(module, weights, inputs=[(2, *s) for s in shapes])
+        import_weights(module, weights, inputs=list(meta_batch(shapes, 2)))
     if isinstance(module, torch.fx.GraphModule):
         placeholders = [n.name for n in module.graph.nodes if n.op == "placeholder"]
         if len(placeholders) == len(shapes):
@@ -82,9 +86,9 @@ def _count_outputs(module: nn.Module, shapes) -> int:
     return 1
 
 
-def _example(shapes, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    gen = torch.Generator().manual_seed(seed)
-    return tuple(torch.randn(batch, *s, generator=gen) for s in shapes)
+def _example(shapes: list[SampleInput | tuple[int, ...]], batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """A batch for the module; a bare shape (a caller of `check`) stands for float32 values."""
+    return sample_batch([s if isinstance(s, SampleInput) else SampleInput(shape=tuple(s)) for s in shapes], batch, seed)
 
 
 def _as_tuple(out) -> tuple[torch.Tensor, ...]:
@@ -361,7 +365,7 @@ def _function_sources(pycode_globals: dict[str, Any]) -> list[str]:
     return out
 
 
-def python_source(module: nn.Module, shapes: list[tuple[int, ...]], class_name: str) -> str:
+def python_source(module: nn.Module, shapes: list[SampleInput | tuple[int, ...]], class_name: str) -> str:
     """A Python file defining `class_name(nn.Module)` that needs only torch and takes the same
     state_dict as `module` (see the module docstring)."""
     flat = _flatten(module)
@@ -413,7 +417,7 @@ def python_source(module: nn.Module, shapes: list[tuple[int, ...]], class_name: 
         import torch
         from torch import nn
 
-        INPUT_SHAPES = {_literal([tuple(s) for s in shapes])}
+        INPUT_SHAPES = {_literal([tuple(getattr(s, "shape", s)) for s in shapes])}
         MODEL = {class_name!r}
 
 

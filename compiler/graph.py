@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from .blocks import REGISTRY
 from .blocks.base import Block, Shape, fmt
 from .errors import Collector, Loc, Problem, ShapeError, SpecError
 from .reserved import GRAPH_MODULE_ATTRIBUTES, clash
@@ -91,6 +92,8 @@ def check(spec: Spec) -> Graph:
     position = {name: i for i, name in enumerate(list(spec.inputs) + [n.id for n in spec.nodes])}
     order = [n for n in nx.lexicographical_topological_sort(dag, key=position.__getitem__) if n in by_id]
     _report_unused(dag, spec, by_id, outputs, out)
+    for node_id in order:
+        _check_token_ids(by_id[node_id], inputs[node_id], spec, out)
     shapes = dict(spec.inputs)
     trials: dict[str, int] = {}
     regions: dict[str, int] = {name: 1 for name in spec.inputs}
@@ -149,6 +152,35 @@ def _count_regions(node: Node, refs: list[str], shapes: dict[str, Shape], region
         out.error(node.loc, f"node {node.id!r} ({block.op}) mixes per-image and per-region inputs ({what}); "
                   f"their batch sizes differ at run time (B against B*R)", node.path)
     regions[node.id] = distinct[-1] if distinct else 1
+
+
+def reads_token_ids(block: Block) -> bool:
+    """Whether the op reads integer token ids rather than values (`embedding`: its
+    `index_bound_field` bounds them)."""
+    return getattr(block, "index_bound_field", None) is not None
+
+
+def _check_token_ids(node: Node, refs: list[str], spec: Spec, out: Collector) -> None:
+    """An int64 input holds token ids, which only an id-reading op takes, and such an op takes
+    nothing else: PyTorch would fail at run time (an index of floats), or compute on ids as
+    if they were values (a linear over token numbers), neither of which a shape shows."""
+    block = node.block
+    skip = set(getattr(block, "shape_only_inputs", ()))
+    for i, ref in enumerate(refs):
+        if i in skip:
+            continue
+        is_ids = ref in spec.inputs and spec.dtype(ref) == "int64"
+        if reads_token_ids(block) and not is_ids:
+            what = (f"a float32 input: {block.op} reads integer token ids; declare it "
+                    f"`{ref}: {{shape: {list(spec.inputs[ref])}, dtype: int64}}`" if ref in spec.inputs else
+                    f"a node's float32 output: {block.op} reads integer token ids straight from an input; "
+                    f"declare one, e.g. `tokens: {{shape: [T], dtype: int64}}`, and give it to {node.id!r}")
+            out.error(node.loc, f"{who(node, spec)} reads {ref!r}, {what}", node.path)
+        elif is_ids and not reads_token_ids(block):
+            readers = sorted(op for op, cls in REGISTRY.items() if reads_token_ids(cls))
+            out.error(node.loc, f"{who(node, spec)} reads {ref!r}, an int64 input of token ids: only "
+                      f"{' or '.join(readers)} reads ids (start with `op: {readers[0]}`), or declare "
+                      f"{ref!r} as a shape list (float32 values)", node.path)
 
 
 def trial_run(block, in_shapes: list[Shape]) -> tuple[Shape, int]:

@@ -295,19 +295,18 @@ def example_inputs(module: nn.Module, inputs: Any = None) -> tuple[torch.Tensor,
     spec recorded on a compiled module (`module.meta["blockgraph"]`)."""
     if inputs is None:
         meta = getattr(module, "meta", {}).get("blockgraph", {}) if isinstance(getattr(module, "meta", None), dict) else {}
-        shapes = meta.get("input_shapes")
-        if shapes is None and meta.get("file"):
-            from .spec import load
-
-            try:
-                shapes = list(load(meta["file"]).inputs.values())
-            except Exception:
-                shapes = None
-        if shapes is None:
+        if not meta.get("file"):
             return None
-        inputs = [(2, *s) for s in shapes]  # 2: batch norm trains on it
+        from .sample_inputs import meta_batch, sample_inputs
+        from .spec import load
+
+        try:
+            inputs = list(meta_batch(sample_inputs(load(meta["file"])), 2))  # 2: batch norm trains on it
+        except Exception:
+            return None
     if isinstance(inputs, torch.Tensor):
         inputs = [inputs]
+    # a tensor keeps its dtype (token ids stay int64); a bare shape stands for float32 values
     return tuple(x.to("meta") if isinstance(x, torch.Tensor) else torch.empty(*x, device="meta") for x in inputs)
 
 

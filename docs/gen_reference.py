@@ -215,7 +215,7 @@ def _or(items: list[str]) -> str:
 
 def input_line(cls) -> str:
     """The **Input** line of an op's section, from the block's `ranks` (which its shape rule
-    checks with `check_rank`) and `regions_input`."""
+    checks with `check_rank`), `regions_input` and `index_bound_field` (token ids)."""
     from compiler.blocks import Composite
 
     ranks = getattr(cls, "ranks", None)
@@ -230,6 +230,8 @@ def input_line(cls) -> str:
     boxes = getattr(cls, "regions_input", None)
     if boxes is not None:
         text += f", and the boxes `[R, 4]` as input {boxes + 1}"
+    if getattr(cls, "index_bound_field", None):  # the check holds it to an int64 input
+        text = text.replace("`[F]`", "`[T]`") + f", int64 token ids below `{cls.index_bound_field}`"
     return f"**Input**: {text}."
 
 

@@ -33,8 +33,11 @@ Generated:
   primitive, through a one-node spec for a composite or a user block). Most specs therefore
   pass the check and reach the build; the oracle is the run, not the rule.
 
-Not generated: ops that read token ids (`embedding`: its input holds integers, these inputs
-are float); `vars` expressions, `defaults`, `repeat`, `scaling`, `init` policies, `when`
+An op that reads token ids (`embedding`) reads a new int64 input of its own
+(`{shape: [T], dtype: int64}`, named `<node>_ids`), fed random ids below its `vocab`; no other
+op is given such an input, and chains (composite bodies, user blocks) hold only value ops.
+
+Not generated: `vars` expressions, `defaults`, `repeat`, `scaling`, `init` policies, `when`
 (tests/test_fuzz.py fuzzes those for crashes); plugin ops (built-in ops only, so the examples
 do not depend on what a test session registered); inputs of rank 4 or more; composites inside
 composites; batch sizes other than 2 (batch norm in training needs more than one value per
@@ -59,9 +62,13 @@ from compiler.blocks import REGISTRY, Composite
 from compiler.blocks.registry import is_built_in
 from fuzz_strategies import located
 
-OPS = sorted(op for op, cls in REGISTRY.items()
-             if is_built_in(cls) and not getattr(cls, "index_bound_field", None))  # inputs here are float, not ids
-SIMPLE = [op for op in OPS if not issubclass(REGISTRY[op], Composite) and REGISTRY[op].max_inputs == 1]
+OPS = sorted(op for op, cls in REGISTRY.items() if is_built_in(cls))
+ID_READERS = [op for op in OPS if getattr(REGISTRY[op], "index_bound_field", None)]
+"""Ops that read token ids (`embedding`): drawn reading a new int64 input of their own."""
+IDS_SUFFIX = "_ids"
+"""The name ending of a drawn int64 input, which no value-reading op is given."""
+SIMPLE = [op for op in OPS if not issubclass(REGISTRY[op], Composite) and REGISTRY[op].max_inputs == 1
+          and op not in ID_READERS]  # chains run on values (inside composites, user blocks too)
 MERGES = [op for op in OPS if not issubclass(REGISTRY[op], Composite) and REGISTRY[op].max_inputs is None]
 BATCH = 2
 CANDIDATES = 4
@@ -271,7 +278,7 @@ def specs(draw, first: str | None = None) -> str:
         else:
             continue  # no candidate passed: leave the node out
         for name, s in new.items():
-            inputs[name], values[name] = s, (tuple(s), False)
+            inputs[name], values[name] = s, (tuple(s["shape"] if isinstance(s, dict) else s), False)
         cls = REGISTRY.get(node["op"])
         regions = getattr(cls, "regions_input", None) is not None or any(values[n][1] for n in ins)
         nodes.append(node)
@@ -294,7 +301,7 @@ def _node(draw, node_id: str, op: str | None, last: str, values: dict, blocks: d
     """One candidate: (node, its inputs, its shape or None, new spec inputs it reads). The op
     reads the last value (a chain), any earlier one (a branch), or new inputs of the shapes one
     of its examples takes (so that ops with narrow inputs, yolo_head's S*S*(5B+C), are run)."""
-    names = [n for n in values if n != "rois"]
+    names = [n for n in values if n != "rois" and not n.endswith(IDS_SUFFIX)]
     form = form or draw(st.sampled_from(["chain", "chain", "chain", "branch", "example"]))
     source = last if form == "chain" else draw(st.sampled_from(names))
     shape = values[source][0]
@@ -307,6 +314,14 @@ def _node(draw, node_id: str, op: str | None, last: str, values: dict, blocks: d
     if cls is None:  # the user block
         args = {"w": _number(draw, int, {"lo": 0, "lo_open": True, "hi": None, "hi_open": False}, bad)}
         return _wired(node_id, op, [source], last, args, values, blocks, {})
+    if op in ID_READERS:  # token ids: a new int64 input of an example's shape (or smaller)
+        args, shapes = copy.deepcopy(draw(st.sampled_from(cls.examples)))
+        if draw(st.integers(0, 2)) == 0:
+            args = op_args(draw, op, bad=bad, shape=shapes[0])
+        new = {f"{node_id}{IDS_SUFFIX}": {"shape": [min(d, _size(draw)) if draw(st.booleans()) else d
+                                                     for d in shapes[0]], "dtype": "int64"}}
+        return _wired(node_id, op, list(new), last, args,
+                      {**values, **{n: (tuple(s["shape"]), False) for n, s in new.items()}}, blocks, new)
     if form == "example":
         args, shapes = copy.deepcopy(draw(st.sampled_from(cls.examples)))
         if draw(st.integers(0, 2)) == 0:  # smaller sizes than the example's, down to 1 (edge cases)
@@ -352,11 +367,16 @@ def _inputs(spec, boxes: list[str]):
 
     from compiler.detection.proposals import random_boxes
 
+    from compiler.sample_inputs import sample_batch, sample_inputs
+
     gen = torch.Generator().manual_seed(0)
     maps = [s for n, s in spec.inputs.items() if n not in boxes and len(s) == 3]
     image = maps[0] if maps else (8, 8)
+    samples = sample_inputs(spec)  # an int64 input: ids below the vocab of the ops that read it
     return [random_boxes(BATCH, shape[0], image, generator=gen) if name in boxes
-            else torch.randn(BATCH, *shape, generator=gen) for name, shape in spec.inputs.items()]
+            else torch.randn(BATCH, *shape, generator=gen) if sample.id_bound is None
+            else sample_batch([sample], BATCH, seed=i)[0]
+            for i, ((name, shape), sample) in enumerate(zip(spec.inputs.items(), samples))]
 
 
 def check_runs(text: str, file: str = "property.yaml") -> str:

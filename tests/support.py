@@ -1,5 +1,6 @@
-"""Helpers shared by the zoo tests: weight transfer by order, non-trivial batch-norm state,
-output comparison, and recording what every spec node outputs during a forward pass."""
+"""Helpers shared by the tests: weight transfer by order, non-trivial batch-norm state,
+output comparison, recording what every spec node outputs during a forward pass (the zoo
+tests), and the `inputs:` a one-op spec declares (the block harness, the rank tests)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,12 @@ class OutputRecorder(torch.fx.Interpreter):
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {k: tuple(v.shape) for k, v in self.outputs.items()}
+
+
+def declared_inputs(op: str, shapes: list) -> dict:
+    """A one-op spec's `inputs:` for `shapes`, as a user declares them: an op that reads token
+    ids (an `index_bound_field`, e.g. `embedding`) gets int64 inputs, any other op shape lists."""
+    from compiler.blocks import REGISTRY
+
+    reads_ids = getattr(REGISTRY[op], "index_bound_field", None) is not None
+    return {f"x{i}": {"shape": list(s), "dtype": "int64"} if reads_ids else list(s) for i, s in enumerate(shapes)}

@@ -108,3 +108,13 @@ def test_instance_norm_on_a_one_pixel_map_is_a_located_error():
         assert problem.loc.line == line
         assert "instance norm needs more than one pixel per channel" in problem.message
         assert "[4, 1, 1]" in problem.message or "[2, 1, 1]" in problem.message
+
+
+def test_token_ids_reach_an_embedding_and_a_float_input_to_one_is_a_located_error():
+    """The property feeds an int64 input random ids below the vocab of the embedding that reads
+    it (a float batch would fail in nn.Embedding), and a spec giving an embedding values is
+    refused by the check, not by PyTorch."""
+    text = ("blockgraph: 1\nname: t\ninputs: {ids: {shape: [5], dtype: int64}}\nnodes:\n"
+            "  - {op: embedding, vocab: 2, dim: 3}\n  - {op: gru, hidden: 4, returns: last}\n")
+    assert check_runs(text) == "ok"
+    assert check_runs(text.replace("{shape: [5], dtype: int64}", "[5]")) == "error"

@@ -50,12 +50,21 @@ INVALID = {
     "node without op": {**BASE, "nodes": [{"out": 3}]},
     "bad activation": {**BASE, "nodes": [{"op": "conv", "out": 8, "act": "relux"}]},
     "missing nodes": dict(BASE),
+    "unknown input dtype": {**BASE, "inputs": {"t": {"shape": [5], "dtype": "int46"}},
+                            "nodes": [{"op": "embedding", "vocab": 9, "dim": 2}]},
+    "unknown key of an input": {**BASE, "inputs": {"t": {"shape": [5], "dtyp": "int64"}},
+                                "nodes": [{"op": "embedding", "vocab": 9, "dim": 2}]},
 }
 
 
 @pytest.mark.parametrize("name", sorted(INVALID))
 def test_mistakes_are_refused(name):
     assert errors(INVALID[name])
+
+
+def test_a_typed_token_input_is_accepted():
+    assert errors({**BASE, "vars": {"T": 5}, "inputs": {"t": {"shape": ["$T"], "dtype": "int64"}, "v": {"shape": [3]}},
+                   "nodes": [{"op": "embedding", "in": "t", "vocab": 9, "dim": 2}]}) == []
 
 
 def test_expressions_user_blocks_and_extends_are_accepted():

@@ -68,8 +68,9 @@ class Block(BaseModel):
     rank error and of the docs' **Input** line depends on it."""
     index_bound_field: ClassVar[str | None] = None
     """The field bounding the integer ids the input holds (`embedding`: `vocab`), for a block
-    that reads token ids rather than values: the registry harness feeds it ids in 0..bound-1
-    and the property test of tests/spec_strategies.py leaves it out (its inputs are float)."""
+    that reads token ids rather than values. Setting it makes the op an id reader: the graph
+    check lets it read only an int64 input (and no other op read one), and example inputs
+    (compiler/sample_inputs.py) draw ids in 0..bound-1."""
     regions_input: ClassVar[int | None] = None
     """Position of a boxes input ([R, 4] per sample) when the op reads regions of its other
     input (roi_align, roi_pool, crop_regions): the output holds one row per box, so the batch

@@ -1,12 +1,13 @@
 """`embedding`: a learned vector per token id, for sequences of integer tokens (a lookup table,
 as in Bengio et al., *A Neural Probabilistic Language Model*, 2003).
 
-Reads token ids [T] (integers in 0..vocab-1) and returns one `dim`-vector per step, [T, dim],
+Reads token ids [T] (integers in 0..vocab-1, from an input declared `{shape: [T], dtype:
+int64}`: the graph check holds it to that, see compiler/graph.py) and returns one `dim`-vector per step, [T, dim],
 the sequence a `lstm` or `gru` reads. It has vocab*dim parameters and no multiply-accumulates
 (a lookup, not a matmul).
 
 ```yaml
-# fragment: input [12]
+# fragment: inputs {x: {shape: [12], dtype: int64}}
 - {op: embedding, vocab: 1000, dim: 64}     # [12] -> [12, 64]
 ```
 """

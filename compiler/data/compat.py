@@ -92,6 +92,11 @@ def _input(spec, info, input_name, problems) -> str | None:
 
 
 def _check_input(spec, info, name: str, problems) -> None:
+    if spec.dtype(name) == "int64":  # every dataset here gives float32 values
+        problems.append(Problem(spec_loc(spec, ("inputs", name)), f"input {name!r} holds int64 token ids, but the "
+                                f"dataset {info.name!r} gives float32 values {_dims(tuple(info.shape))}; no dataset "
+                                "of token ids is built in yet", f"inputs.{name}"))
+        return
     takes, gives = tuple(spec.inputs[name]), tuple(info.shape)
     if takes == gives:
         return

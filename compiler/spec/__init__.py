@@ -11,18 +11,19 @@ One module per job (see docs/architecture.md): `messages` (the message catalogue
 suggestions), `document` (the top-level models and `extends:`), `node_keys` (the keys every
 node may carry), `values` (vars and expression values), `checking` (located errors and model
 validation), `heads` (one node's keys and arguments), `subgraphs` (composites and user blocks
-behind one interface), `expand` (node expansion), `results` (`Spec`, `Node`, `Group`) and
-`loader` (`load` and its kin). This package re-exports the public names.
+behind one interface), `inputs` (one entry of `inputs:`, its shape and dtype), `expand`
+(node expansion), `results` (`Spec`, `Node`, `Group`) and `loader` (`load` and its kin). This package re-exports the public names.
 """
 
 from __future__ import annotations
 
 from ..errors import SpecError
-from .document import (DATASET_FACTS, FORMAT_VERSION, ID_PATTERN, MAX_EXTENDS, MERGED_KEYS, BlockDef, DatasetVar,
-                       Scaling, SpecDocument, resolve_extends)
+from .document import (DATASET_FACTS, DTYPES, FORMAT_VERSION, ID_PATTERN, MAX_EXTENDS, MERGED_KEYS, BlockDef,
+                       DatasetVar, Scaling, SpecDocument, TypedInput, resolve_extends)
 from .expand import MAX_NODES
 from .heads import WRITTEN_AT
-from .loader import load, load_document, read_input, with_vars
+from .inputs import read_input
+from .loader import load, load_document, with_vars
 from .messages import (SYNONYMS, describe, did_you_mean, pydantic_message, suggestion, union_collapsed,
                        unknown_key)
 from .node_keys import MAX_REPEAT, NODE_KEYS, NodeKeys
@@ -33,4 +34,4 @@ from .values import whole_var
 __all__ = ["FORMAT_VERSION", "Node", "Spec", "SpecDocument", "SpecError", "load", "did_you_mean",
            "with_vars", "load_document", "DatasetVar", "DATASET_FACTS", "Group", "BlockDef", "Scaling",
            "NodeKeys", "NODE_KEYS", "ID_PATTERN", "SYNONYMS", "pydantic_message", "suggestion", "describe",
-           "unknown_key", "whole_var"]
+           "unknown_key", "whole_var", "DTYPES", "TypedInput", "read_input"]

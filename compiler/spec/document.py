@@ -27,8 +27,23 @@ MERGED_KEYS = ("vars", "blocks", "defaults")
 MAX_EXTENDS = 8
 
 InputShape = list[int | str]
-"""One entry of `inputs:`: per-sample sizes, channels first, each a number or a `$var`
-(compiler.spec.loader.read_input reads it; an input that says more would be a model here)."""
+"""One entry of `inputs:` in its short form: per-sample sizes, channels first, each a number
+or a `$var`, of float32 values (compiler.spec.inputs.read_input reads it)."""
+DTYPES = ("float32", "int64")
+"""The dtypes an input may declare: values (float32, the default) or integer token ids (int64)."""
+FLOAT32, INT64 = DTYPES
+
+
+class TypedInput(BaseModel):
+    """An input with its dtype: `tokens: {shape: [T], dtype: int64}` (integer token ids, which
+    only an `embedding` reads); the short form, a shape list, is float32."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True)
+
+    shape: InputShape = Field(min_length=1)
+    """Per-sample sizes, each a number or a `$var` (as in the short form)."""
+    dtype: Literal["float32", "int64"] = "float32"
+    """float32 (values) or int64 (integer token ids, read only by `embedding`)."""
 
 
 class Scaling(BaseModel):
@@ -80,8 +95,9 @@ class SpecDocument(BaseModel):
     """The implementation this spec reproduces, e.g. torchvision.models.vgg16."""
     description: str | None = None
     """Free text shown in summaries."""
-    inputs: dict[str, InputShape] = Field(min_length=1)
-    """Named per-sample input shapes, channels first; the batch dimension is implicit."""
+    inputs: dict[str, InputShape | TypedInput] = Field(min_length=1)
+    """Named per-sample input shapes, channels first; the batch dimension is implicit. A shape
+    list holds float32 values; `{shape: [T], dtype: int64}` holds integer token ids."""
     vars: dict[str, int | float | bool | str | None | DatasetVar] = {}
     """Named values usable as $name in any argument; `load(vars=...)` overrides them. A var may
     be bound to the training dataset: `classes: {dataset: classes, default: 10}`."""

@@ -9,56 +9,21 @@ listing every located problem found before the graph check.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..blocks import registry
-from ..blocks.base import Shape
 from ..errors import Loc
-from ..quoted import unquote_hint
 from ..source import Document, parse
 from .checking import Checker, Scope
 from .document import ID_PATTERN, BlockDef, Scaling, SpecDocument, is_path_like, resolve_extends
 from .expand import MAX_NODES, Expander
 from .heads import Default, Definitions
+from .inputs import read_input
 from .messages import describe, did_you_mean, unknown_key
 from .node_keys import NODE_KEYS
 from .results import Spec
-from .values import FAILED, Vars
-
-
-@dataclass
-class Input:
-    """One entry of `inputs:` as read by `read_input`."""
-
-    shape: Shape
-    """Per-sample sizes, channels first; the sizes that failed are left out."""
-    loc: Loc
-    """Where its name is written."""
-
-
-def read_input(checker: Checker, name: str, written: list, values: Vars) -> Input:
-    """One input: its name checked, its sizes evaluated and checked (positive integers).
-    Everything an input declares is read here and kept on `Input`, so a new key of an input
-    (a dtype, say) is one model field in compiler/spec/document.py and a few lines here."""
-    path = ("inputs", name)
-    if not ID_PATTERN.fullmatch(name):
-        checker.error(path, f"input name {name!r} must be letters, digits and _ (not starting with a digit)", True)
-    shape = []
-    for i, size in enumerate(checker.resolve(written, path, values)):
-        if size is FAILED:
-            continue
-        if isinstance(size, float) and size.is_integer():
-            size = int(size)
-        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-            checker.error(path + (i,), f"expected a positive integer size, got {describe(size)}"
-                          + unquote_hint(size, int))
-        else:
-            shape.append(size)
-    if not written:
-        checker.error(path, "an input shape lists at least one size, e.g. [3, 224, 224]")
-    return Input(shape=tuple(shape), loc=checker.doc.key_loc(path))
+from .values import Vars
 
 
 class _Loader:
@@ -98,7 +63,8 @@ class _Loader:
             checker.error(("nodes",), "no node is left: every node is left out by `when:` or has `repeat: 0`")
         outputs, output_locs = self._outputs(header, expander)
         self.out.raise_if_errors()
-        return Spec(name=header.name, inputs={n: i.shape for n, i in inputs.items()}, nodes=expander.nodes,
+        return Spec(name=header.name, inputs={n: i.shape for n, i in inputs.items()},
+                    input_dtypes={n: i.dtype for n, i in inputs.items()}, nodes=expander.nodes,
                     outputs=outputs, output_locs=output_locs, aliases=expander.aliases, vars=resolved_vars,
                     init=header.init, reference=header.reference, description=header.description, file=doc.file,
                     text=doc.text, input_locs={n: i.loc for n, i in inputs.items()}, warnings=self.out.warnings,

@@ -147,4 +147,4 @@ def union_collapsed(errors: list[dict]) -> list[dict]:
     return [e for loc, e in seen.items() if not any(len(o) > len(loc) and o[:len(loc)] == loc for o in seen)]
 
 
-UNION_MODELS = {"DatasetVar"}
+UNION_MODELS = {"DatasetVar", "TypedInput"}

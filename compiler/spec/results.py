@@ -70,6 +70,10 @@ class Spec:
     file: str = "<string>"
     text: str = ""
     input_locs: dict[str, Loc] = field(default_factory=dict)
+    input_dtypes: dict[str, str] = field(default_factory=dict)
+    """Input name -> its dtype (`float32`, or `int64` for token ids); an input not named here
+    is float32 (a Spec made by hand). `inputs` stays a map of shapes for every stage that only
+    needs those."""
     warnings: list[Problem] = field(default_factory=list)
     document: Document | None = None
     blocks: dict[str, BlockDef] = field(default_factory=dict)
@@ -81,6 +85,10 @@ class Spec:
     dataset_vars: dict[str, str] = field(default_factory=dict)
     """Vars bound to the training dataset, name -> fact (`classes`): not overridden, so
     `vars` holds their defaults until `with_vars` sets them from a dataset."""
+
+    def dtype(self, input_name: str) -> str:
+        """The dtype of one input (float32 unless declared otherwise)."""
+        return self.input_dtypes.get(input_name, "float32")
 
     def node(self, node_id: str) -> Node:
         return self._by_id[node_id]

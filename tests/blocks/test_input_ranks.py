@@ -14,6 +14,7 @@ import compiler
 from compiler import SpecError
 from compiler.blocks import REGISTRY, Block, Composite
 from compiler.blocks.registry import is_built_in
+from support import declared_inputs
 
 BUILT_IN = {op: cls for op, cls in sorted(REGISTRY.items()) if is_built_in(cls)}
 RANKED = [op for op, cls in BUILT_IN.items() if cls.ranks is not None]
@@ -21,7 +22,7 @@ SHAPES = {1: (4,), 2: (4, 6), 3: (4, 6, 6), 4: (4, 6, 6, 6)}
 
 
 def _spec(op: str, args: dict, shapes: list) -> str:
-    inputs = {f"x{i}": list(s) for i, s in enumerate(shapes)}
+    inputs = declared_inputs(op, shapes)  # token ids for an embedding, so its rank is what is wrong
     node = {"id": "node", "op": op, "in": list(inputs), **args}
     return yaml.safe_dump({"blockgraph": 1, "name": "ranks", "inputs": inputs, "nodes": [node]}, sort_keys=False)
 

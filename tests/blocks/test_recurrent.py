@@ -170,7 +170,7 @@ def test_linear_time_pool_and_layer_norm_act_per_step():
 
 
 def test_embedding_feeds_a_gru():
-    text = ("blockgraph: 1\nname: t\ninputs:\n  tokens: [9]\nnodes:\n"
+    text = ("blockgraph: 1\nname: t\ninputs:\n  tokens: {shape: [9], dtype: int64}\nnodes:\n"
             "  - {id: embed, op: embedding, vocab: 50, dim: 8}\n  - {id: rnn, op: gru, hidden: 6, returns: last}\n")
     analysis = compiler.analyze(compiler.load(text))
     assert analysis.graph.shapes["embed"] == (9, 8)

@@ -16,6 +16,8 @@ import compiler
 from compiler.blocks import REGISTRY
 from compiler.blocks.registry import is_built_in
 from compiler.detection.proposals import random_boxes
+from compiler.sample_inputs import sample_batch, sample_inputs
+from support import declared_inputs
 
 BUILT_IN = {op: cls for op, cls in REGISTRY.items() if is_built_in(cls)}
 CASES = [pytest.param(op, args, shapes, id=f"{op}-{i}")
@@ -23,7 +25,8 @@ CASES = [pytest.param(op, args, shapes, id=f"{op}-{i}")
 
 
 def spec_text(op: str, args: dict, shapes: list) -> str:
-    inputs = {f"x{i}": list(s) for i, s in enumerate(shapes)}
+    """A one-node spec; an op that reads token ids gets int64 inputs, as a user declares them."""
+    inputs = declared_inputs(op, shapes)
     node = {"id": "node", "op": op, "in": list(inputs), **args}
     return yaml.safe_dump({"blockgraph": 1, "name": f"harness_{op}", "inputs": inputs, "nodes": [node]},
                           sort_keys=False)
@@ -54,10 +57,10 @@ def test_shape_cost_and_gradients(op, args, shapes):
     analysis = compiler.analyze(spec)
     module = compiler.build(spec, seed=0)
     boxes_at = getattr(REGISTRY[op], "regions_input", None)
-    bound_field = getattr(REGISTRY[op], "index_bound_field", None)  # token ids, not values
+    samples = sample_inputs(spec)  # an int64 input gets ids below the op's bound (vocab)
     xs = [random_boxes(2, s[0], shapes[0], generator=torch.Generator().manual_seed(i)) if i == boxes_at
-          else torch.randint(0, getattr(spec.node("node").block, bound_field), (2, *s)) if bound_field
-          else torch.randn(2, *s, requires_grad=True) for i, s in enumerate(shapes)]
+          else torch.randn(2, *s, requires_grad=True) if samples[i].id_bound is None
+          else sample_batch([samples[i]], 2, seed=i)[0] for i, s in enumerate(shapes)]
 
     out = module(*xs)
     expected = analysis.graph.shapes[analysis.graph.outputs[0]]
@@ -90,8 +93,8 @@ def test_shape_cost_and_gradients(op, args, shapes):
     # gradients flow back to every input
     out = module(*xs)
     out.float().pow(2).sum().backward()
-    if op not in ("identity",) and not bound_field:  # token ids get no gradient either
+    if op not in ("identity",):
         for i, x in enumerate(xs):
-            if i in shape_only:
+            if i in shape_only or not x.is_floating_point():  # token ids get no gradient either
                 continue
             assert x.grad is not None and torch.isfinite(x.grad).all()
