@@ -99,3 +99,12 @@ def test_a_one_number_output_on_a_classification_dataset_is_told_why(tmp_path):
         compiler.train(spec, quiet=True, run_dir=tmp_path / "run")
     problem = caught.value.errors[0]
     assert problem.loc.line == 10 and "regression" in problem.message and "dataset: adding" in problem.message
+
+
+def test_a_regression_resumes_exactly(tmp_path):
+    # a constant schedule: the cosine one depends on the number of epochs asked for
+    spec = MLP_ADDING.replace("train_size: 2000", "train_size: 400").replace("device: cpu", "device: cpu\n  schedule: constant")
+    whole = compiler.train(spec, epochs=2, quiet=True, run_dir=tmp_path / "whole")
+    compiler.train(spec, epochs=1, quiet=True, run_dir=tmp_path / "part")
+    resumed = compiler.train(resume=tmp_path / "part", epochs=2, quiet=True)
+    assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in whole.history]

@@ -278,3 +278,23 @@ def test_diff_against_the_saved_text(app):
     assert headline == ["**cifar_small → cifar_small**: 0 added, 0 removed, 1 changed"]
     table = next(df.value for df in app.dataframe if "what" in df.value.columns)
     assert table["id"].iloc[0] == "classifier" and table["params Δ"].iloc[0] == 1290 * 10 - 1290
+
+
+def test_the_sequence_specs_open_draw_and_take_a_recurrent_block_from_the_palette(app):
+    open_zoo(app, "lstm_adding.yaml")
+    assert metric(app, "Parameters") == "67,713"  # nn.LSTM(2, 128) + nn.Linear(128, 1)
+    assert app.get("graphviz_chart"), "the graph is drawn"
+    assert any(s.startswith("Valid: 2 nodes; outputs head [1]") for s in successes(app))
+    # a GRU from the palette, after the LSTM: a valid sequence -> sequence -> ... chain
+    edit(app, app.session_state["yaml"].replace("returns: last}", "returns: all}"))
+    app.selectbox(key="pal:op").set_value("gru")
+    app.run()
+    app.selectbox(key="pal:after").set_value("rnn")
+    app.number_input(key="pal:gru:hidden").set_value(32)
+    next(b for b in app.button if b.label == "Insert").click()
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert "op: gru, hidden: 32" in app.session_state["yaml"]
+    assert any(s.startswith("Valid: 3 nodes") for s in successes(app)), successes(app)
+    open_zoo(app, "gru_shapes_rows.yaml")
+    assert any(s.startswith("Valid: 2 nodes; outputs classifier [10]") for s in successes(app))
