@@ -91,6 +91,7 @@ class Analysis:
             "description": self.spec.description,
             "reference": self.spec.reference,
             "inputs": {k: list(v) for k, v in self.spec.inputs.items()},
+            "input_dtypes": {k: self.spec.dtype(k) for k in self.spec.inputs},
             "outputs": {o: list(self.graph.shapes[o]) for o in self.graph.outputs},
             "batch": self.batch,
             "dtype": self.dtype,

@@ -71,7 +71,8 @@ def to_graphviz(analysis: Analysis, depth: int | None = 0, rankdir: str = "TB", 
                                       "fontsize": "11", "margin": "0.12,0.05"},
                            edge_attr={"fontname": "Helvetica", "fontsize": "9", "color": "#555555"})
     for name, shape in spec.inputs.items():
-        dot.node(name, f"<<B>{html.escape(name)}</B><BR/>input {_shape(shape)}>", fillcolor=COLOURS["input"],
+        dtype = "" if spec.dtype(name) == "float32" else f" {spec.dtype(name)}"  # token ids: int64
+        dot.node(name, f"<<B>{html.escape(name)}</B><BR/>input {_shape(shape)}{dtype}>", fillcolor=COLOURS["input"],
                  shape="box", style="filled", id=f"input-{name}")
     clusters: dict[tuple[str, ...], object] = {}
 

@@ -196,3 +196,12 @@ def test_the_summary_says_which_input_holds_ids(tmp_path, capsys):
     path.write_text(TOKENS)
     assert main(["summary", str(path)]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "tokens: tokens [7] int64"
+
+
+def test_the_json_summary_and_the_drawing_name_the_dtype():
+    analysis = compiler.analyze(compiler.load(TOKENS))
+    data = analysis.to_dict()
+    assert data["inputs"] == {"tokens": [7]} and data["input_dtypes"] == {"tokens": "int64"}
+    from compiler.render import to_graphviz
+
+    assert "input 7 int64>" in to_graphviz(analysis).source  # the label: `input 7 int64` (shapes as the page draws them)
