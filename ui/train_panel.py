@@ -256,16 +256,16 @@ def evaluate(run: Run, limit: int = 256) -> dict:
     from safetensors.torch import load_file
 
     import compiler
-    from compiler.data import build_dataset
+    from compiler.data import build_dataset, input_options
     from compiler.data.compat import dataset_values
     from compiler.spec import with_vars
-    from compiler.train.data_setup import image_size, sequence_options
+    from compiler.train.tasks import image_input
 
     spec = load_text(run.text, run.overrides or None, run.file)
     name = run.settings.get("dataset", "shapes")
     val_size = min(int(run.settings.get("val_size") or limit), limit)
-    options = sequence_options(spec, name, {})  # a sequence input: the adding problem's steps, rows of shapes
-    size = options.pop("size", None) or image_size(spec)
+    options = input_options(name, spec.inputs[image_input(spec)])  # image size, or a sequence's steps / rows
+    size = options.pop("size", None)
     dataset, info = build_dataset(name, "val", size=size, val_size=val_size,
                                   **({"train_size": 1} if name == "shapes" else {}), **options)
     values = dataset_values(spec, info)  # vars bound to the dataset (`classes`), as the run set them

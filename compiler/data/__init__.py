@@ -23,7 +23,7 @@ from ..spec.messages import did_you_mean, suggestion
 from .info import DatasetError, DatasetInfo
 
 __all__ = ["DatasetError", "DatasetInfo", "build_dataset", "check_compatible", "data_root", "dataset_names",
-           "detection_collate", "preload"]
+           "detection_collate", "input_options", "preload"]
 
 
 NAMES = ("shapes", "adding", "mnist", "fashionmnist", "cifar10", "cifar100", "folder")
@@ -101,6 +101,29 @@ def build_dataset(name: str, split: str, *, size: int | tuple[int, int] | None =
     if limit is not None:
         dataset = _subset(dataset, limit, seed, split, key)
     return dataset, info
+
+
+def input_options(name: str, shape, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a spec's input of per-sample `shape` asks of dataset `name` when a run does not say:
+    an image's `size` (its [H, W]); for a sequence `[T, F]`, the adding problem's `steps` (T),
+    or that the shapes are read row by row (`layout: rows`, `size` [T, F / channels]). `options`
+    are those the run gives (`channels`, `layout`), which decide and win."""
+    options = options or {}
+    shape = tuple(shape)
+    if len(shape) == 3:
+        return {"size": shape[1] if shape[1] == shape[2] else [shape[1], shape[2]]}
+    key = ALIASES.get(str(name).lower(), str(name).lower())
+    if len(shape) != 2:
+        return {}
+    if key == "adding":
+        return {"steps": shape[0]}
+    if key == "shapes" and options.get("layout", "rows") == "rows":
+        channels = options.get("channels", 3)
+        found: dict[str, Any] = {"layout": "rows"}
+        if isinstance(channels, int) and channels > 0 and shape[1] % channels == 0:
+            found["size"] = [shape[0], shape[1] // channels]
+        return found
+    return {}
 
 
 def _check_sizes(options: dict) -> None:

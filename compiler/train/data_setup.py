@@ -30,41 +30,14 @@ class BoundSpec:
     values: dict[str, int]
 
 
-def image_size(spec) -> int | list[int] | None:
-    """The size the dataset's images take by default: the spec's image input's (H, W)."""
-    shape = spec.inputs[image_input(spec)]
-    if len(shape) != 3:
-        return None
-    return shape[1] if shape[1] == shape[2] else [shape[1], shape[2]]
-
-
-def sequence_options(spec, dataset: str, options: dict[str, Any]) -> dict[str, Any]:
-    """What a sequence input `[T, F]` says of the data when the run does not: the adding problem's
-    length (`steps: T`), or that the shapes' images are read row by row (`layout: rows`, `size`
-    [T, F / channels]), so a recurrent spec trains on them with no dataset option."""
-    shape = spec.inputs[image_input(spec)]
-    if len(shape) != 2:
-        return {}
-    name = dataset.lower()
-    if name == "adding":
-        return {"steps": shape[0]}
-    if name == "shapes" and options.get("layout", "rows") == "rows":
-        channels = options.get("channels", 3)
-        found: dict[str, Any] = {"layout": "rows"}
-        if isinstance(channels, int) and channels > 0 and shape[1] % channels == 0:
-            found["size"] = [shape[0], shape[1] // channels]
-        return found
-    return {}
-
-
 def build_data(*, cfg: TrainConfig, spec, task: type[Task], sources, progress: bool) -> Data:
     """The train and validation splits of the run's dataset; a located problem (in the setting
     that caused it) when the dataset cannot be built or cannot serve `task`."""
-    from ..data import DatasetError, build_dataset
+    from ..data import DatasetError, build_dataset, input_options
 
     options: dict[str, Any] = {**task.dataset_options(cfg.dataset), **cfg.dataset_options}
-    implied = sequence_options(spec, cfg.dataset, options)
-    size = cfg.size if cfg.size is not None else implied.pop("size", None) or image_size(spec)
+    implied = input_options(cfg.dataset, spec.inputs[image_input(spec)], options)
+    size = implied.pop("size", None) if cfg.size is None else cfg.size
     options = {**implied, **options}
     for key in ("train_size", "val_size"):
         if getattr(cfg, key) is not None:

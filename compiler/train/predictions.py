@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from .checkpoint import load_checkpoint
-from .tasks import task_class
+from .tasks import image_input, task_class
 
 
 def validation_predictions(run_dir: str | Path, n: int = 8, device: str | torch.device = "cpu"):
@@ -18,10 +18,9 @@ def validation_predictions(run_dir: str | Path, n: int = 8, device: str | torch.
     Raises ValueError for a task that draws none (classification: the designer draws those
     itself)."""
     from ..analysis import analyze
-    from ..data import build_dataset
+    from ..data import build_dataset, input_options
     from ..fx import build
     from ..spec import load
-    from .data_setup import image_size
 
     state = load_checkpoint(run_dir, device)
     spec = load(state["spec"]["document"], vars=dict(state["spec"].get("vars") or {}))
@@ -35,7 +34,10 @@ def validation_predictions(run_dir: str | Path, n: int = 8, device: str | torch.
     options.update(val_size=max(n, 1), progress=False)
     if cfg.get("root") is not None:
         options["root"] = cfg["root"]
-    dataset, info = build_dataset(dataset_name, "val", size=cfg.get("size") or image_size(spec),
+    implied = input_options(dataset_name, spec.inputs[image_input(spec)], options)
+    size = cfg.get("size") or implied.pop("size", None)
+    options = {**implied, **options}
+    dataset, info = build_dataset(dataset_name, "val", size=size,
                                   seed=int(cfg.get("seed", 0)), **options)
     model = build(spec, device=device)
     model.load_state_dict(state["model"])

@@ -98,3 +98,14 @@ def test_shapes_rows_in_batches_are_rows_too():
     assert torch.equal(batch[1][0], rows[4][0]) and batch[1][1] == rows[4][1]
     loader = torch.utils.data.DataLoader(rows, batch_size=3)
     assert next(iter(loader))[0].shape == (3, 32, 96)
+
+
+def test_the_input_of_a_spec_says_what_it_needs_of_the_data():
+    from compiler.data import input_options
+
+    assert input_options("shapes", (3, 32, 32)) == {"size": 32}
+    assert input_options("cifar10", (3, 24, 40)) == {"size": [24, 40]}
+    assert input_options("adding", (50, 2)) == {"steps": 50}
+    assert input_options("shapes", (16, 48)) == {"layout": "rows", "size": [16, 16]}
+    assert input_options("shapes", (16, 16), {"channels": 1}) == {"layout": "rows", "size": [16, 16]}
+    assert input_options("shapes", (16, 48), {"layout": "image"}) == {}  # the run's own choice wins

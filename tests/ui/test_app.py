@@ -298,3 +298,29 @@ def test_the_sequence_specs_open_draw_and_take_a_recurrent_block_from_the_palett
     assert any(s.startswith("Valid: 3 nodes") for s in successes(app)), successes(app)
     open_zoo(app, "gru_shapes_rows.yaml")
     assert any(s.startswith("Valid: 2 nodes; outputs classifier [10]") for s in successes(app))
+
+
+def test_the_default_spec_trains_with_one_click(app):
+    """A newcomer's first click: Train -> Start on specs/default.yaml as it opens, no field
+    changed. The run starts on the built-in dataset (its classes bound to the dataset) and
+    takes steps; it is stopped after the first one, which keeps the test short."""
+    import time
+
+    next(b for b in app.button if b.label == "Start").click()
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    job = app.session_state["designer"].train
+    deadline = time.monotonic() + 240
+    events = []
+    while not any(e["kind"] == "step" for e in events):
+        assert job.running or any(e["kind"] == "step" for e in events), (job.error, events)
+        assert time.monotonic() < deadline, "no training step within 4 minutes"
+        events = job.events()
+        time.sleep(0.2)
+    job.cancel()
+    job.join(120)
+    start = next(e for e in events if e["kind"] == "start")
+    assert start["dataset"] == "shapes" and start["classes"] == 6
+    from compiler.train import TrainingInterrupted
+
+    assert isinstance(job.error, TrainingInterrupted), job.error  # stopped by the test, nothing else

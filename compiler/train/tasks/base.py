@@ -9,7 +9,7 @@ task (issue 20's regression, say) is one new module with one `Task` subclass, li
 - recognising a spec (`matches`, a classmethod: the first class of TASKS that matches wins),
   and the inputs/outputs it accepts (`signature_problem`);
 - the dataset (`dataset_options`: the options it needs from a dataset that serves several tasks,
-  e.g. `shapes`; `dataset_problem`: why a dataset cannot serve it);
+  e.g. `shapes`; `dataset_problem`: why a dataset cannot serve it, in the words of `wrong_dataset`);
 - batches (`collate`, `to_device`), the model call (`forward`), the loss (`criterion`,
   `train_loss`, `loss_sum`), the accuracy counts (`correct`, `has_accuracy`, `top5`) and the
   validation metrics (`evaluate_start/update/finish`);
@@ -114,9 +114,13 @@ class Task:
 
     @classmethod
     def dataset_problem(cls, info) -> str | None:
-        """Why the dataset `info` describes cannot serve the task (None when it can)."""
-        if info.task == cls.dataset_task:
-            return None
+        """Why the dataset `info` describes cannot serve the task (None when it can): its items
+        are not those of the task's `dataset_task`, and then `wrong_dataset` says what to train on."""
+        return None if info.task == cls.dataset_task else cls.wrong_dataset(info)
+
+    @classmethod
+    def wrong_dataset(cls, info) -> str:
+        """The advice for a dataset of another task (each task names the data it needs)."""
         return f"dataset {info.name!r} is a {info.task} dataset; it cannot train a {cls.kind} spec"
 
     def check(self, spec, analysis, info) -> None:
@@ -221,9 +225,7 @@ class BoxTask(Task):
         return {"task": "detection", "objects": [1, 3]} if dataset.lower() == "shapes" else {}
 
     @classmethod
-    def dataset_problem(cls, info) -> str | None:
-        if info.task == cls.dataset_task:
-            return None
+    def wrong_dataset(cls, info) -> str:
         return (f"dataset {info.name!r} has no boxes; a detection spec trains on dataset: shapes with "
                 "dataset_options: {task: detection, objects: [1, 3]} (its scenes)")
 

@@ -21,9 +21,7 @@ class ClassificationTask(Task):
         return True  # last of TASKS: shape problems are check_compatible's to report
 
     @classmethod
-    def dataset_problem(cls, info) -> str | None:
-        if info.task == cls.dataset_task:
-            return None
+    def wrong_dataset(cls, info) -> str:
         return f"dataset {info.name!r} is a {info.task} dataset; a spec whose output is [classes] classifies images"
 
     @property

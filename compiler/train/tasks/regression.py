@@ -23,9 +23,7 @@ class RegressionTask(Task):
         return len(outputs) == 1 and tuple(analysis.graph.shapes[outputs[0]]) == (1,)
 
     @classmethod
-    def dataset_problem(cls, info) -> str | None:
-        if info.task == cls.dataset_task:
-            return None
+    def wrong_dataset(cls, info) -> str:
         return (f"dataset {info.name!r} is a {info.task} dataset, and a spec whose output is [1] (one number) is a "
                 "regression: train it on a regression dataset (dataset: adding), or give its output a unit per class")
 

@@ -52,9 +52,7 @@ class SegmentationTask(Task):
         return {"task": "segmentation"} if dataset.lower() == "shapes" else {}
 
     @classmethod
-    def dataset_problem(cls, info) -> str | None:
-        if info.task == cls.dataset_task:
-            return None
+    def wrong_dataset(cls, info) -> str:
         return (f"dataset {info.name!r} has no per-pixel masks; a spec whose output is [classes, H, W] learns "
                 "segmentation, which trains on dataset: shapes (its masks)")
 
