@@ -37,7 +37,8 @@ def build_data(*, cfg: TrainConfig, spec, task: type[Task], sources, progress: b
 
     options: dict[str, Any] = {**task.dataset_options(cfg.dataset), **cfg.dataset_options}
     implied = input_options(cfg.dataset, spec.inputs[image_input(spec)], options)
-    size = implied.pop("size", None) if cfg.size is None else cfg.size
+    implied_size = implied.pop("size", None)
+    size = implied_size if cfg.size is None else cfg.size
     options = {**implied, **options}
     for key in ("train_size", "val_size"):
         if getattr(cfg, key) is not None:

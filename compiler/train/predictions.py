@@ -35,7 +35,8 @@ def validation_predictions(run_dir: str | Path, n: int = 8, device: str | torch.
     if cfg.get("root") is not None:
         options["root"] = cfg["root"]
     implied = input_options(dataset_name, spec.inputs[image_input(spec)], options)
-    size = cfg.get("size") or implied.pop("size", None)
+    implied_size = implied.pop("size", None)
+    size = cfg.get("size") or implied_size
     options = {**implied, **options}
     dataset, info = build_dataset(dataset_name, "val", size=size,
                                   seed=int(cfg.get("seed", 0)), **options)

@@ -108,3 +108,9 @@ def test_a_regression_resumes_exactly(tmp_path):
     compiler.train(spec, epochs=1, quiet=True, run_dir=tmp_path / "part")
     resumed = compiler.train(resume=tmp_path / "part", epochs=2, quiet=True)
     assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in whole.history]
+
+
+def test_a_size_given_to_the_run_wins_over_the_one_the_input_implies(tmp_path):
+    # [16, 48] implies shapes at 16x16 read row by row; the run's size 16 says the same, once
+    result = compiler.train(ROWS, quiet=True, run_dir=tmp_path / "run", size=16)
+    assert result.history[-1]["val_top1"] is not None
