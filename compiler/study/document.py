@@ -4,7 +4,8 @@ A study file names base specs, *factors* (each a list of levels: var values, pat
 spec in the spec language, training settings), seeds, a training budget, probes and plots, and
 how trials are chosen (every cell of the grid, or a sampler and a trial count). It is read like
 a spec: safe YAML into a located tree, then validated here, every problem located at its
-`FILE:LINE:COL` (see compiler.study.loader for what is checked beyond the model).
+`FILE:LINE:COL`. (Issue 21 is in progress: the loader that reads a study file with located
+errors, applies its patches and checks every cell's spec is not written yet.)
 
     blockgraph_study: 1
     name: depth
@@ -168,9 +169,9 @@ class StudyDocument(_Strict):
     epochs, batch_size, train_size, val_size, optimizer, lr...)."""
     objective: Objective = Objective()
     probes: list[ProbeEntry] = []
-    """What to measure besides the metrics (see docs/studies.md#probes)."""
+    """What to measure besides the metrics (see compiler.study.probes)."""
     plots: list[dict[str, Any]] = []
-    """What the report draws (see docs/studies.md#reports-and-plots)."""
+    """What the report draws (plain maps until the report's `Plot` model is merged)."""
     search: Search = Search()
     quick: Quick = Quick()
 
