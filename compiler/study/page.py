@@ -80,10 +80,16 @@ def summary_table(page: ReportPage) -> Table:
     return Table(headers=headers, rows=rows)
 
 
+def text(value: str) -> str:
+    """Plain text in Markdown: `<`, `>` and `&` as entities (a renderer would read HTML)."""
+    return html.escape(value, quote=False)
+
+
 def markdown_table(table: Table) -> str:
-    """A GitHub-flavoured Markdown table; cells' pipes escaped and line breaks made spaces."""
-    def cell(text: str) -> str:
-        return re.sub(r"\s*\n\s*", " ", text).replace("|", "\\|")
+    """A GitHub-flavoured Markdown table; cells' pipes escaped, `<`, `>` and `&` as entities and
+    line breaks made spaces."""
+    def cell(value: str) -> str:
+        return re.sub(r"\s*\n\s*", " ", text(value)).replace("|", "\\|")
 
     lines = ["| " + " | ".join(cell(h) for h in table.headers) + " |", "|" + "---|" * len(table.headers)]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in table.rows]
@@ -110,18 +116,18 @@ def code_span(text: str) -> str:
 
 
 def render_markdown(page: ReportPage) -> str:
-    parts = [f"# {page.title}\n", f"Study {code_span(page.study_name)}: {page.counts()}. "
+    parts = [f"# {text(page.title)}\n", f"Study {code_span(page.study_name)}: {page.counts()}. "
              "Value: each trial's best epoch by its metric; std is over seeds (n - 1). Tables: "
              + ", ".join(f"[{name}]({name})" for name in TABLE_FILES) + ".\n",
              "## Summary\n", markdown_table(summary_table(page))]
     if page.plots:
         parts.append("## Plots\n")
     for plot in page.plots:
-        parts.append(f"### {plot.title}\n")
-        alt = re.sub(r"([\[\]\\])", r"\\\1", plot.title)
+        parts.append(f"### {text(plot.title)}\n")
+        alt = re.sub(r"([\[\]\\])", r"\\\1", text(plot.title))
         parts.append(f"![{alt}]({quote(page.relative(plot.png))})\n")
         parts.append(f"[SVG]({quote(page.relative(plot.svg))})\n")
-        parts += [f"> Note: {note}\n" for note in plot.notes]
+        parts += [f"> Note: {text(note)}\n" for note in plot.notes]
     problems = page.problems()
     if problems:
         parts.append("## Failed and refused trials\n")
