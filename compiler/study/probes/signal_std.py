@@ -64,7 +64,12 @@ class SignalStd(Probe):
 
         def keeper(name: str):
             def keep(module, args, output):
-                outputs.setdefault(name, _first_tensor(output))  # a second call keeps the first
+                if name in outputs:  # a second call: the first is kept
+                    return None
+                outputs[name] = _first_tensor(output)
+                # the graph rewrites a conv's or linear's output in place (relu_, +=;
+                # compiler/inplace.py): what flows on is a copy, so the kept one stays y = Wx + b
+                return output.clone() if isinstance(output, torch.Tensor) else None
             return keep
 
         handles = [layer.module.register_forward_hook(keeper(layer.name)) for layer in layers]
