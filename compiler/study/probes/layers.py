@@ -66,9 +66,9 @@ def weighted_layers(model: torch.fx.GraphModule, kinds: Collection[LayerKind]) -
 def missing_layers(spec: Any, kinds: Collection[LayerKind], minimum: int = 1) -> str | None:
     """None when the spec's model calls a layer of `kinds`, else why a probe cannot measure it
     (`applies_to`'s answer). `minimum` is how many output units such a layer needs."""
-    import compiler
+    from compiler.fx import build
 
-    model = compiler.build(spec, device="meta")
+    model = build(spec, device="meta")
     layers = [layer for layer in weighted_layers(model, kinds) if output_units(layer.module) >= minimum]
     if layers:
         return None
