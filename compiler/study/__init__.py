@@ -1,5 +1,6 @@
-"""Studies: a YAML study file over specs (factors and their levels, seeds, a training budget,
-probes, plots), run as trials on Optuna, reported as a table, plots and a page.
+"""Studies: a YAML study file over specs (factors, seeds, probes, plots), its trials run on
+Optuna, its results reported as tables, plots and a page. See docs/studies.md."""
 
-See docs/architecture.md (docs/studies.md comes with the runner; issue 21 is in progress).
-"""
+from .loader import Cell, Study, load_study
+
+__all__ = ["Cell", "Study", "load_study"]

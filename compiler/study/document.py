@@ -4,8 +4,8 @@ A study file names base specs, *factors* (each a list of levels: var values, pat
 spec in the spec language, training settings), seeds, a training budget, probes and plots, and
 how trials are chosen (every cell of the grid, or a sampler and a trial count). It is read like
 a spec: safe YAML into a located tree, then validated here, every problem located at its
-`FILE:LINE:COL`. (Issue 21 is in progress: the loader that reads a study file with located
-errors, applies its patches and checks every cell's spec is not written yet.)
+`FILE:LINE:COL` (compiler/study/loader.py reads it, compiler/study/patches.py applies the
+patches).
 
     blockgraph_study: 1
     name: depth
@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..spec.document import ID_PATTERN
+from .plots import Plot
 
 FORMAT_VERSION = 1
 NAME_PATTERN = ID_PATTERN.pattern
@@ -170,8 +171,8 @@ class StudyDocument(_Strict):
     objective: Objective = Objective()
     probes: list[ProbeEntry] = []
     """What to measure besides the metrics (see compiler.study.probes)."""
-    plots: list[dict[str, Any]] = []
-    """What the report draws (plain maps until the report's `Plot` model is merged)."""
+    plots: list[Plot] = []
+    """What the report draws (see docs/studies.md, "Reports and plots")."""
     search: Search = Search()
     quick: Quick = Quick()
 
