@@ -216,7 +216,9 @@ def metric_of(history: list[dict]) -> str:
 
 
 def _plain(info: dict) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in info.items() if k != "history"}
+    from ui.designer.jobs import plain_info
+
+    return plain_info(info)
 
 
 def start(job, sweep: Sweep, root: Path) -> None:

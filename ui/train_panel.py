@@ -145,7 +145,9 @@ def _worker(text: str | None, overrides: dict, settings: dict, run_dir: Path, re
 
 
 def _plain(info: dict) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in info.items() if k != "history"}
+    from ui.designer.jobs import plain_info
+
+    return plain_info(info)
 
 
 def start(job, runs: list[Run], text: str, overrides: dict, settings: dict, spec_name: str, root: Path,

@@ -218,7 +218,7 @@ class _Run:
                 n = images.shape[0]
                 for key, value in zip(SUMS, (loss_v * n, c1_v, c5_v, n)):
                     local[key] += value
-                self._after_step(epoch, step, loss_v, local)
+                self._after_step(epoch, step, loss_v, local, batch=(images, target))
                 if stopping:
                     if step < loaders.steps_per_epoch:
                         partial = {k: sums[k] + v for k, v in zip(SUMS, self._sums(local))}
@@ -236,7 +236,7 @@ class _Run:
         sums.update(seconds=seconds_before + seconds, new_images=totals[3], train_seconds=seconds)
         return sums
 
-    def _after_step(self, epoch: int, step: int, loss: float, local: dict[str, float]) -> None:
+    def _after_step(self, epoch: int, step: int, loss: float, local: dict[str, float], batch: tuple) -> None:
         """The progress bar and the `on_step` hook (rank 0)."""
         count = max(local["count"], 1)
         self.bar.update(1)
@@ -247,7 +247,8 @@ class _Run:
             self.hooks.on_step({"epoch": epoch, "step": step, "steps": self.loaders.steps_per_epoch,
                                 "global_step": self.position.global_step, "loss": loss,
                                 "lr": self.training.optimizer.param_groups[0]["lr"],
-                                "train_loss": local["loss"] / count, "train_top1": local["correct1"] / count})
+                                "train_loss": local["loss"] / count, "train_top1": local["correct1"] / count,
+                                "model": self.training.model, "inputs": batch[0], "target": batch[1]})
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -305,7 +306,12 @@ class _Run:
             self.hooks.on_start({"run_dir": self.run_dir, "epoch": self.position.epoch, "epochs": cfg.epochs,
                                  "steps": self.loaders.steps_per_epoch, "params": params, "device": str(self.device),
                                  "dataset": info.name, "classes": info.num_classes, "task": self.task.kind,
-                                 "history": list(self.log.rows)})
+                                 "history": list(self.log.rows), "model": self.training.model,
+                                 "val_loader": self.loaders.val, "loss": self._loss})
+
+    def _loss(self, outputs, target) -> torch.Tensor:
+        """The run's training loss of `outputs` (what a study's probes measure against)."""
+        return self.task.train_loss(outputs, target, self.training.criterion)
 
     def run(self) -> TrainResult:
         cfg, d, pos = self.cfg, self.dist, self.position
@@ -375,8 +381,9 @@ def train(spec=None, config: TrainConfig | dict | str | os.PathLike | None = Non
     Hooks for a program that drives the run (the designer's background thread), called in the
     training process (rank 0 only): `on_start(info)` once the run directory exists (run_dir,
     epoch, epochs, steps per epoch, params, device, dataset, classes, the history so far when
-    resuming); `on_step(info)` after every step (epoch, step, steps, global_step, loss, lr and the
-    epoch's running train_loss/train_top1); `on_epoch(row)` with each epoch's metrics row, after
+    resuming; and for a study's probes the model, the validation loader, the loss function and the
+    device); `on_step(info)` after every step (epoch, step, steps, global_step, loss, lr, the
+    epoch's running train_loss/train_top1, and the model with the step's inputs and target); `on_epoch(row)` with each epoch's metrics row, after
     its checkpoint; `should_stop()`, polled every step: once it returns true the run stops like
     on a first Ctrl-C, after that step, writing a checkpoint to resume from.
 

@@ -111,3 +111,11 @@ class TrainJob:
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def plain_info(info: dict[str, Any]) -> dict[str, Any]:
+    """A trainer hook's info as an event: paths as text, only plain values kept (the hooks also
+    hand over the model and the step's batch, which an event queue must not hold on to)."""
+    plain = (str, int, float, bool, type(None))
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in info.items()
+            if k != "history" and (isinstance(v, (Path, *plain)) or (isinstance(v, list) and all(isinstance(x, plain) for x in v)))}

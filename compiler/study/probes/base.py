@@ -69,3 +69,9 @@ class Probe(BaseModel):
 
     def measure(self, context: ProbeContext) -> dict[str, ProbeValue]:
         raise NotImplementedError
+
+    def summarize(self, results: list[dict[str, Any]]) -> dict[str, ProbeValue]:
+        """A `steps` probe's results over its probed steps as the one result a trial records
+        (each result holds its `step`): by default the steps and each step's result."""
+        ordered = sorted(results, key=lambda result: result.get("step", 0))
+        return {"steps": [result.get("step") for result in ordered], "per_step": ordered}
