@@ -124,7 +124,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--onnx-exporter", choices=["dynamo", "legacy"], default="dynamo",
                    help="ONNX exporter: dynamo (torch.export-based, default) or legacy (TorchScript-based, faster)")
     e.add_argument("--no-check", action="store_true", help="do not reload the file and compare its outputs")
+    from .study.cli import add_study_parser
+
+    add_study_parser(sub)
     return p
+
+
+def _cmd_study(args) -> int:
+    from .study.cli import command
+
+    return command(args)
 
 
 def _version() -> str:
@@ -434,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {"validate": _cmd_validate, "summary": _cmd_summary, "build": _cmd_build,
                "render": _cmd_render, "schema": _cmd_schema, "diff": _cmd_diff, "ui": _cmd_ui,
                "train": _cmd_train, "import-weights": _cmd_import_weights,
-               "export": _cmd_export}[args.command]
+               "export": _cmd_export, "study": _cmd_study}[args.command]
     from .plugins import PluginError, load_entry_points, load_from_environment, load_plugins
 
     try:

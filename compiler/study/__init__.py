@@ -2,5 +2,7 @@
 Optuna, its results reported as tables, plots and a page. See docs/studies.md."""
 
 from .loader import Cell, Study, load_study
+from .reporting import study_report
+from .run import run_study
 
-__all__ = ["Cell", "Study", "load_study"]
+__all__ = ["Cell", "Study", "load_study", "run_study", "study_report"]

@@ -58,10 +58,17 @@ def run_trial(study: Study, cell: Cell, trial_number: int, *, quiet: bool = Fals
     recorder = ProbeRecorder(probes=[(p.label, p.probe) for p in cell.probes], spec=cell.spec,
                              analysis=cell.variant.analysis, seed=cell.seed, run_dir=run_dir)
 
+    total = {"steps": 0}
+
+    def on_start(info: dict[str, Any]) -> None:
+        total["steps"] = int(info["epochs"]) * int(info["steps"])
+        recorder.on_start(info)
+
     def on_step(info: dict[str, Any]) -> None:
         recorder.on_step(info)
         if on_progress is not None:
-            on_progress({k: info[k] for k in ("epoch", "step", "steps", "global_step", "loss")})
+            on_progress({"cell": cell.key, "total": total["steps"], "epoch": info["epoch"],
+                         "global_step": info["global_step"], "loss": info["loss"]})
 
     record = TrialRecord(study=study.name, trial=trial_number, key=cell.key, levels=dict(cell.levels),
                          seed=cell.seed, state="complete", params=cell.variant.analysis.params,
@@ -70,10 +77,10 @@ def run_trial(study: Study, cell: Cell, trial_number: int, *, quiet: bool = Fals
     settings = {**cell.train, "seed": cell.seed, "run_dir": str(run_dir)}
     try:
         if resume is not None:
-            result = train(resume=resume, quiet=quiet, on_start=recorder.on_start, on_step=on_step,
+            result = train(resume=resume, quiet=quiet, on_start=on_start, on_step=on_step,
                            should_stop=should_stop)
         else:
-            result = train(cell.spec, settings, quiet=quiet, on_start=recorder.on_start, on_step=on_step,
+            result = train(cell.spec, settings, quiet=quiet, on_start=on_start, on_step=on_step,
                            should_stop=should_stop)
     except TrainingDiverged as exc:
         return _ended(record, "failed", str(exc), run_dir, study, start)

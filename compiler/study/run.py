@@ -1,0 +1,170 @@
+"""`run_study`: one worker in this process, or N worker processes on this machine, with progress.
+
+`--workers N` starts N `blockgraph study run --threads T` processes (T = cores // N) on the
+study's storage and shows their progress (each writes a small progress file) as one bar per
+worker and a bar for the study. Separate processes, not threads: two small trainings each on
+one core beat one training on two cores, since a small net's ops are too short to split
+(benchmarks/study_workers.py measures it). The processes are stopped with this one: on Ctrl-C
+they get SIGTERM (their trials hand their cells back) and on Linux the kernel sends them SIGTERM
+if this process dies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .loader import Study
+from .records import TrialRecord, read_records
+from .runner import Worker, open_storage, open_study, trial_budget
+
+POLL_SECONDS = 0.5
+PROGRESS_EVERY = 0.3
+"""Seconds between a worker's progress-file writes."""
+
+
+def run_study(study: Study, *, workers: int = 1, storage: str | None = None, quiet: bool = True,
+              progress: bool = False, on_trial: Callable[[TrialRecord], None] | None = None,
+              should_stop: Callable[[], bool] | None = None, threads: int | None = None) -> list[TrialRecord]:
+    """Run the study's trials not done yet (blocking) and return every record it has.
+
+    `storage`: an Optuna storage URL (default: the SQLite file in the study's directory). With
+    `workers` > 1 the trials run in that many processes (`study.path` must be a file)."""
+    url = storage or study.default_storage
+    if workers > 1:
+        run_processes(study, workers=workers, storage=url, threads=threads, progress=progress)
+    else:
+        bars = ProgressBars(study, workers=1, shown=progress)
+        try:
+            def finished(record: TrialRecord) -> None:
+                bars.trial_done()
+                if on_trial is not None:
+                    on_trial(record)
+
+            Worker(study, url, quiet=quiet, should_stop=should_stop, on_trial=finished,
+                   on_progress=lambda info: bars.update(0, info)).run()
+        finally:
+            bars.close()
+    return read_records(study.results_path)
+
+
+def run_processes(study: Study, *, workers: int, storage: str, threads: int | None, progress: bool) -> None:
+    if study.path is None:
+        raise ValueError("--workers needs the study as a file (each worker process reads it)")
+    open_study(study, open_storage(storage))  # create the tables and the study once, before the workers race
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    folder = study.out_dir / "workers"
+    folder.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for i in range(workers):
+        command = [sys.executable, "-m", "compiler", "study", "run", str(study.path), "--storage", storage,
+                   "--runs", str(study.out_dir.parent), "--threads", str(threads),
+                   "--progress-file", str(folder / f"{i}.json"), *(["--quick"] if study.quick else [])]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        log = open(folder / f"{i}.log", "w", encoding="utf-8")
+        procs.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                      preexec_fn=_stop_with_parent))
+        log.close()
+    bars = ProgressBars(study, workers=workers, shown=progress)
+    try:
+        while any(p.poll() is None for p in procs):
+            for i in range(workers):
+                bars.update(i, _read_progress(folder / f"{i}.json"))
+            bars.count(len(read_records(study.results_path)))
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait()
+        raise
+    finally:
+        bars.close()
+    failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode not in (0,)]
+    if failed:
+        tails = [f"worker {i} exited with {code}:\n{_tail(folder / f'{i}.log')}" for i, code in failed]
+        raise RuntimeError("\n".join(tails))
+
+
+def _stop_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the parent dies."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _read_progress(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class ProgressWriter:
+    """A worker process's progress, written to its file for the parent's bars (throttled)."""
+
+    def __init__(self, path: Path):
+        self.path, self.last = path, 0.0
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if now - self.last < PROGRESS_EVERY and info.get("global_step") != info.get("total"):
+            return
+        self.last = now
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info), encoding="utf-8")
+        tmp.replace(self.path)
+
+
+class ProgressBars:
+    """tqdm bars on standard error: the study's trials, and each worker's current trial."""
+
+    def __init__(self, study: Study, *, workers: int, shown: bool):
+        from tqdm.auto import tqdm
+
+        self.shown = shown and sys.stderr.isatty()
+        done = len(read_records(study.results_path))
+        self.study_bar = tqdm(total=trial_budget(study), initial=min(done, trial_budget(study)), desc=study.name,
+                              unit="trial", position=0, disable=not self.shown, file=sys.stderr, dynamic_ncols=True)
+        self.trial_bars = [tqdm(total=1, desc=f"worker {i}", unit="step", position=i + 1, leave=False,
+                                disable=not self.shown, file=sys.stderr, dynamic_ncols=True) for i in range(workers)]
+
+    def update(self, worker: int, info: dict[str, Any] | None) -> None:
+        if not self.shown or not info:
+            return
+        bar = self.trial_bars[worker]
+        bar.set_description(info.get("cell", ""), refresh=False)
+        bar.total = max(int(info.get("total") or 1), 1)
+        bar.n = int(info.get("global_step") or 0)
+        bar.set_postfix(loss=f"{info.get('loss', 0.0):.3f}", refresh=False)
+        bar.refresh()
+
+    def trial_done(self) -> None:
+        self.study_bar.update(1)
+
+    def count(self, done: int) -> None:
+        if done != self.study_bar.n:
+            self.study_bar.n = min(done, self.study_bar.total)
+            self.study_bar.refresh()
+
+    def close(self) -> None:
+        for bar in self.trial_bars:
+            bar.close()
+        self.study_bar.close()
