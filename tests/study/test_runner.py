@@ -1,0 +1,139 @@
+"""Running studies on Optuna with a real SQLite storage: one worker in-process, two worker
+processes on one study, a worker killed mid-trial and the study run again, the CLI's exits."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from compiler.study import load_study, run_study, study_report
+from compiler.study.records import read_records
+from compiler.study.trial import trial_dir
+
+from study_files import TINY_STUDY, write_study
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args: str, cwd: Path, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, **kw)
+
+
+def _optuna_trials(study):
+    storage = optuna.storages.RDBStorage(study.default_storage)
+    return optuna.load_study(study_name=study.optuna_name, storage=storage).get_trials(deepcopy=False)
+
+
+def test_a_study_runs_every_cell_once_and_never_trains_a_finished_one_again(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    study = load_study(write_study(tmp_path))
+    seen = []
+    records = run_study(study, on_trial=seen.append)
+    assert sorted(r.key for r in records) == sorted(c.key for c in study.cells)
+    assert all(r.state == "complete" and r.history and len(r.history) == 1 for r in records)
+    for r in records:  # the value is the best epoch's val_top1, as the metrics file has it
+        rows = [json.loads(line) for line in (Path(r.run_dir) / "metrics.jsonl").read_text().splitlines()]
+        assert r.value == max(row["val_top1"] for row in rows)
+    trials = _optuna_trials(study)
+    assert sorted(t.user_attrs["cell"] for t in trials) == sorted(c.key for c in study.cells)
+    assert {t.number: t.value for t in trials} == {r.trial: r.value for r in records}
+    weights = {r.key: (Path(r.run_dir) / "model.safetensors").stat().st_mtime_ns for r in records}
+    again = run_study(load_study(study.path))
+    assert {r.key: (Path(r.run_dir) / "model.safetensors").stat().st_mtime_ns for r in again} == weights
+    assert len(_optuna_trials(study)) == len(trials)  # no trial was even started
+    files = study_report(study, tmp_path / "report")
+    assert files.html.is_file() and [p.png.name for p in files.plots] == ["bar-value-by-norm.png"]
+    assert "width=8" not in files.results_csv.read_text().splitlines()[0]  # levels are columns, not keys
+
+
+def test_two_worker_processes_share_one_study(tmp_path):
+    path = write_study(tmp_path, TINY_STUDY.replace("seeds: 1", "seeds: 2"))
+    done = _cli("study", "run", str(path), "--workers", "2", "--quiet", cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr + done.stdout
+    study = load_study(path, runs=tmp_path / "runs")
+    records = read_records(study.results_path)
+    assert sorted(r.key for r in records) == sorted(c.key for c in study.cells)  # 8 cells, each once
+    assert all(r.state == "complete" for r in records)
+    trials = _optuna_trials(study)
+    assert sorted(t.user_attrs["cell"] for t in trials if t.state.name == "COMPLETE") == sorted(c.key for c in study.cells)
+    progress = [json.loads((study.out_dir / "workers" / f"{i}.json").read_text()) for i in range(2)]
+    assert all(p["cell"] in {c.key for c in study.cells} for p in progress)  # both workers trained
+
+
+def test_a_killed_study_continues_and_the_killed_trial_resumes_its_checkpoint(tmp_path):
+    path = write_study(tmp_path, epochs=4, train_size=256)
+    command = [sys.executable, "-m", "compiler", "study", "run", str(path), "--quiet"]
+    proc = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    study = load_study(path, runs=tmp_path / "runs")
+    try:
+        killed_cell = None
+        deadline = time.monotonic() + 300
+        while killed_cell is None and time.monotonic() < deadline:
+            finished = {r.key: r for r in read_records(study.results_path)}
+            for cell in study.cells:
+                metrics = trial_dir(study, cell) / "metrics.jsonl"
+                if cell.key not in finished and finished and metrics.is_file() and metrics.read_text().count("\n") >= 1:
+                    killed_cell = cell
+            time.sleep(0.05)
+        assert killed_cell is not None, "no trial got to its first epoch"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    before = {r.key: r for r in read_records(study.results_path)}
+    epochs_before = (trial_dir(study, killed_cell) / "metrics.jsonl").read_text().count("\n")
+    assert killed_cell.key not in before and 1 <= epochs_before < 4
+    started = time.monotonic()
+    done = _cli("study", "run", str(path), "--quiet", cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr
+    after = {r.key: r for r in read_records(study.results_path)}
+    assert sorted(after) == sorted(c.key for c in study.cells)
+    assert all(r.state == "complete" and len(r.history) == 4 for r in after.values())
+    for key, record in before.items():  # what was finished before the kill is kept as it was
+        assert after[key].to_json() == record.to_json()
+    # the killed trial resumed: its first epochs' rows are the ones written before the kill
+    rows = (trial_dir(study, killed_cell) / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert after[killed_cell.key].history[:epochs_before] == [json.loads(r) for r in rows[:epochs_before]]
+    assert time.monotonic() - started < 600
+
+
+def test_the_cli_reports_located_problems_and_bad_storage(tmp_path):
+    path = write_study(tmp_path, TINY_STUDY.replace("var: width", "var: widht"))
+    bad = _cli("study", "run", str(path), cwd=tmp_path)
+    assert bad.returncode == 1 and bad.stderr.startswith(f"{path}:") and "Traceback" not in bad.stderr
+    good = write_study(tmp_path)
+    storage = _cli("study", "run", str(good), "--storage", "nonsense://x", cwd=tmp_path)
+    assert storage.returncode == 1 and "--storage 'nonsense://x' cannot be opened" in storage.stderr
+    assert _cli("study", "run", str(good), "--workers", "0", cwd=tmp_path).returncode == 2
+    check = _cli("study", "check", str(good), cwd=tmp_path)
+    assert check.returncode == 0 and "4 cells" in check.stdout and "width=8,norm=none,seed=0" in check.stdout
+
+
+def test_a_stopped_study_hands_its_cell_back_and_continues(tmp_path, monkeypatch):
+    from compiler.train import TrainingInterrupted
+
+    monkeypatch.chdir(tmp_path)
+    study = load_study(write_study(tmp_path, epochs=2, train_size=128))
+    finished, calls = [], []
+
+    def should_stop() -> bool:  # polled at every step (8 a epoch) and after each trial: true mid-trial 2
+        calls.append(1)
+        return len(finished) == 1 and len(calls) > 24
+
+    with pytest.raises(TrainingInterrupted):
+        run_study(study, on_trial=finished.append, should_stop=should_stop)
+    assert len(read_records(study.results_path)) == 1
+    waiting = [t for t in _optuna_trials(study) if t.state.name == "WAITING"]
+    assert len(waiting) == 1  # the interrupted cell, queued again
+    records = run_study(load_study(study.path))
+    assert sorted(r.key for r in records) == sorted(c.key for c in study.cells)
