@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 
 import pytest
 import torch
@@ -257,3 +256,141 @@ def test_dense_weights_applies_to_dense_blocks_only():
         "needs a dense block: the spec has none"
     spec = compiler.load(DENSE)
     assert probe_class("dense_weights")().applies_to(spec, compiler.analyze(spec)) is None
+
+
+SE = """
+blockgraph: 1
+name: tiny_se
+inputs: {x: [4, 5, 5]}
+nodes:
+  - {id: s1, op: se, reduction: 2}
+  - {id: c, op: conv, out: 4, k: 3}
+  - {id: s2, op: se, reduction: 2}
+  - {id: b, op: residual, out: 4, se: 2}
+  - {op: gap}
+  - {id: fc, op: linear, out: 4}
+"""
+
+
+def hand_gate(x, se):
+    """sigmoid(W2 relu(W1 mean_hw(x) + b1) + b2), the SE gates of Hu et al., per sample [N, C]."""
+    squeezed = x.mean((2, 3))
+    w1, w2 = se.fc1.weight.flatten(1), se.fc2.weight.flatten(1)
+    return torch.sigmoid(torch.relu(squeezed @ w1.T + se.fc1.bias) @ w2.T + se.fc2.bias)
+
+
+def se_model():
+    model = compiler.build(SE, seed=0)
+    with torch.no_grad():  # live hidden units, so the gates differ from sample to sample
+        for se in (model.s1, model.s2):
+            se.fc1.bias.fill_(0.5)
+    return model
+
+
+def test_se_excitations_are_the_gates_averaged_per_class():
+    model = se_model()
+    x = torch.randn(12, 4, 5, 5, generator=torch.Generator().manual_seed(0))
+    target = torch.tensor([0, 1, 2] * 4)  # class 3: no sample
+    ctx = context(SE, x, target, classes=4, model=model)
+    before = untouched_state(model)
+    result = probe_class("se_excitations")(blocks="all").measure(ctx)
+    assert_untouched(model, before)
+    with torch.no_grad():
+        gate1 = hand_gate(x, model.s1)
+        conv_out = F.conv2d(x * gate1[:, :, None, None], model.c.conv.weight, model.c.conv.bias, padding=1)
+        gate2 = hand_gate(conv_out, model.s2)
+    assert list(result["blocks"]) == ["s1", "s2", "b.se"]
+    assert result["classes"] == [0, 1, 2, 3] and result["counts"] == [4, 4, 4, 0]
+    for name, gate in (("s1", gate1), ("s2", gate2)):
+        rows = result["blocks"][name]
+        for label in range(3):
+            expected = [gate[i].tolist() for i in range(12) if target[i] == label]
+            assert rows[label] == pytest.approx([sum(col) / 4 for col in zip(*expected)], rel=1e-5)
+        assert rows[3] == [None] * 4  # no sample of class 3: missing, not a number
+        assert result["mean"][name] == pytest.approx([sum(col) / 3 for col in zip(*rows[:3])], rel=1e-5)
+    assert all(0 < v < 1 for row in result["blocks"]["b.se"][:3] for v in row)
+    assert len(result["blocks"]["b.se"][0]) == 4
+
+
+def test_se_excitations_first_and_last_block_and_applies_to():
+    model = se_model()
+    x = torch.randn(6, 4, 5, 5)
+    ctx = context(SE, x, torch.tensor([0, 1, 2, 3, 0, 1]), classes=4, model=model)
+    assert list(probe_class("se_excitations")().measure(ctx)["blocks"]) == ["s1", "b.se"]
+    spec = compiler.load(PLAIN)
+    assert "needs an SE block" in probe_class("se_excitations")().applies_to(spec, compiler.analyze(spec))
+    spec = compiler.load(RESIDUAL)  # a residual's `se:` option counts
+    assert probe_class("se_excitations")().applies_to(spec, compiler.analyze(spec)) is None
+    with pytest.raises(ValueError, match="class indices"):
+        probe_class("se_excitations")().measure(context(SE, x, torch.randn(6), classes=4, model=model))
+
+
+CAM = """
+blockgraph: 1
+name: tiny_cam
+inputs: {x: [3, 5, 5]}
+nodes:
+  - {id: features, op: conv, out: 4, k: 3, act: relu}
+  - {op: gap}
+  - {op: dropout, p: 0.5}
+  - {id: fc, op: linear, out: 3}
+"""
+
+NIN = """
+blockgraph: 1
+name: tiny_nin
+inputs: {x: [3, 5, 5]}
+nodes:
+  - {id: features, op: conv, out: 3, k: 3, act: relu}
+  - {id: pool, op: gap}
+"""
+
+
+def test_class_maps_weight_the_last_feature_map_by_the_predicted_class_row():
+    model = compiler.build(CAM, seed=0)
+    x = torch.randn(6, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    target = torch.tensor([0, 1, 2, 0, 1, 2])
+    ctx = context(CAM, x, target, classes=3, model=model)
+    before = untouched_state(model)
+    result = probe_class("class_maps")(samples=4).measure(ctx)
+    assert_untouched(model, before)
+    with torch.no_grad():
+        features = torch.relu(F.conv2d(x, model.features.conv.weight, model.features.conv.bias, padding=1))
+        weight, bias = model.fc.linear.weight.detach(), model.fc.linear.bias.detach()
+        logits = features.mean((2, 3)) @ weight.T + bias
+    predicted = logits.argmax(1)
+    expected = torch.einsum("nc,nchw->nhw", weight[predicted[:4]], features[:4])
+    assert result["kind"] == "cam" and result["classes"] == [0, 1, 2]
+    assert len(result["samples"]) == 4
+    for i, sample in enumerate(result["samples"]):
+        assert torch.allclose(torch.tensor(sample["map"], dtype=torch.float32), expected[i], atol=1e-5)
+        assert sample["label"] == int(target[i]) and sample["prediction"] == int(predicted[i])
+        # Zhou et al.: the map's mean plus the class bias is the class score
+        score = torch.tensor(sample["map"]).mean().item() + bias[predicted[i]].item()
+        assert score == pytest.approx(logits[i, predicted[i]].item(), abs=1e-5)
+
+
+def test_class_maps_of_a_net_in_net_head_are_the_class_channels():
+    model = compiler.build(NIN, seed=0)
+    x = torch.randn(3, 3, 5, 5)
+    ctx = context(NIN, x, torch.tensor([2, 0, 1]), classes=3, model=model)
+    result = probe_class("class_maps")(samples=10).measure(ctx)
+    with torch.no_grad():
+        features = torch.relu(F.conv2d(x, model.features.conv.weight, model.features.conv.bias, padding=1))
+    predicted = features.mean((2, 3)).argmax(1)
+    assert result["kind"] == "channel" and len(result["samples"]) == 3  # the batch has 3 samples
+    for i, sample in enumerate(result["samples"]):
+        assert torch.allclose(torch.tensor(sample["map"], dtype=torch.float32), features[i, predicted[i]])
+        assert sample["prediction"] == int(predicted[i])
+
+
+def test_class_maps_applies_to_gap_classifiers_only():
+    flattened = PLAIN.replace("{op: gap}", "{op: flatten}")
+    two_linear = CAM.replace("{op: dropout, p: 0.5}", "{op: linear, out: 8, act: relu}")
+    for text in (flattened, two_linear):
+        spec = compiler.load(text)
+        assert "needs a global-average-pooling classifier" in probe_class("class_maps")().applies_to(
+            spec, compiler.analyze(spec))
+    for text in (CAM, NIN, RESIDUAL):
+        spec = compiler.load(text)
+        assert probe_class("class_maps")().applies_to(spec, compiler.analyze(spec)) is None

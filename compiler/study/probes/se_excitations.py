@@ -7,13 +7,13 @@ excitation of an `se` node S (standalone or a residual's `se:` option, `b.se`) i
 its gate module `S.gate`, the sigmoid of the second 1x1 conv, [N, C, 1, 1] — what multiplies
 the block's input. Captured by a forward hook on a scratch copy in eval mode over the run's
 validation batch, it is averaged over the samples of each class (`blocks`: classes x
-channels; a class with no sample in the batch is a row of NaN) and over the classes (`mean`:
-the mean of the class rows, so every class weighs the same).
+channels; a class with no sample in the batch is a row of nulls, which JSON keeps and the
+report reads as missing) and over the classes (`mean`: the mean of the class rows, so every
+class weighs the same).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -28,20 +28,20 @@ def se_nodes(spec: Any, analysis: Any) -> list[str]:
     return [node_id for node_id in analysis.graph.order if spec.node(node_id).op == "se"]
 
 
-def per_class_means(values: torch.Tensor, target: torch.Tensor, classes: int) -> list[list[float]]:
-    """values [N, C] averaged over the samples of each class (a NaN row for an absent class)."""
+def per_class_means(values: torch.Tensor, target: torch.Tensor, classes: int) -> list[list[float | None]]:
+    """values [N, C] averaged over the samples of each class (a row of None for an absent class)."""
     rows = []
     for label in range(classes):
         chosen = values[target == label]
-        rows.append(chosen.mean(dim=0).tolist() if len(chosen) else [math.nan] * values.shape[1])
+        rows.append(chosen.mean(dim=0).tolist() if len(chosen) else [None] * values.shape[1])
     return rows
 
 
-def mean_of_rows(rows: list[list[float]]) -> list[float]:
-    """The mean of the rows, column by column, leaving out NaN rows (absent classes)."""
-    kept = [row for row in rows if not any(math.isnan(v) for v in row)]
+def mean_of_rows(rows: list[list[float | None]]) -> list[float | None]:
+    """The mean of the rows, column by column, leaving out absent classes' rows."""
+    kept = [row for row in rows if None not in row]
     if not kept:
-        return [math.nan] * len(rows[0])
+        return [None] * len(rows[0])
     return [sum(column) / len(kept) for column in zip(*kept)]
 
 
@@ -55,7 +55,9 @@ class SEExcitations(Probe):
     """Which SE blocks: the first and the last (Hu et al. compare depths), or every one."""
 
     def applies_to(self, spec: Any, analysis: Any) -> str | None:
-        return None if se_nodes(spec, analysis) else "needs an SE block (an `se` node or a residual's `se:`): the spec has none"
+        if se_nodes(spec, analysis):
+            return None
+        return "needs an SE block (an `se` node or a residual's `se:`): the spec has none"
 
     def measure(self, context: ProbeContext) -> dict[str, ProbeValue]:
         target = class_targets(context.target, self.name)
