@@ -147,7 +147,7 @@ def test_lesion_of_a_plain_layer_passes_its_input_on_and_skips_layers_that_chang
     before = untouched_state(model)
     result = probe_class("lesion")().measure(ctx)
     assert_untouched(model, before)
-    assert result["block_kind"] == "layers"
+    assert result["block_kind"] == "layer"
     assert [d["block"] for d in result["deleted"]] == ["c.1", "c.2"]
     assert [s["block"] for s in result["skipped"]] == ["c.0", "down"]
     assert "[4, 8, 8]" in result["skipped"][0]["reason"] and "[3, 8, 8]" in result["skipped"][0]["reason"]

@@ -43,12 +43,18 @@ def score(model: torch.nn.Module, context: ProbeContext) -> Score:
         return Score(error=top1_error(logits, context.target), loss=float(context.loss(logits, context.target)))
 
 
-def lesioned(model: torch.fx.GraphModule, blocks: list[LesionBlock]) -> torch.fx.GraphModule:
-    """`model` with every block of `blocks` deleted (LesionError when one cannot be)."""
+def lesioned_graph(model: torch.fx.GraphModule, blocks: list[LesionBlock]) -> torch.fx.Graph:
+    """A copy of `model`'s graph with every block of `blocks` deleted (LesionError when one
+    cannot be)."""
     graph = graph_copy(model)
     for block in blocks:
         delete_block(graph, block)
-    return module_over(model, graph)
+    return graph
+
+
+def lesioned(model: torch.fx.GraphModule, blocks: list[LesionBlock]) -> torch.fx.GraphModule:
+    """`model` with every block of `blocks` deleted, over its own modules."""
+    return module_over(model, lesioned_graph(model, blocks))
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -91,13 +97,13 @@ class Lesion(Probe):
         skipped, usable = [], []
         for block in candidates:
             try:
-                lesioned(model, [block])
+                lesioned_graph(model, [block])
             except LesionError as exc:
                 skipped.append({"block": block.name, "reason": str(exc)})
             else:
                 usable.append(block)
         result: dict[str, ProbeValue] = {
-            "block_kind": "residual" if usable and usable[0].kind == "residual" else "layers",
+            "block_kind": candidates[0].kind if candidates else None,
             "intact_error": intact.error, "intact_loss": intact.loss, "skipped": skipped}
         if self.mode in ("each", "both"):
             result["deleted"] = [self._each(model, block, context) for block in usable]
