@@ -121,6 +121,6 @@ class ClassMaps(Probe):
         labels = context.target[:count].tolist() if is_classification(logits, context.target) else [None] * count
         return {"samples": [{"map": maps[i].double().tolist(), "label": labels[i],
                              "prediction": int(predictions[i])} for i in range(count)],
-                "classes": list(range(class_count(context.classes, logits, context.target))),
+                "classes": list(range(class_count(context.classes, logits))),
                 "kind": "channel" if head.linear is None else "cam",
                 "feature_map": feature.meta.get(NODE), "gap": head.gap, "linear": head.linear}

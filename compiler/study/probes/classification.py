@@ -20,31 +20,34 @@ def first_output(outputs: Any) -> torch.Tensor:
     return outputs
 
 
-def is_classification(logits: torch.Tensor, target: torch.Tensor) -> bool:
-    """Targets are class indices, one per row of 2-D logits."""
-    return (logits.dim() == 2 and target.dim() == 1 and not target.is_floating_point()
-            and not target.is_complex() and target.shape[0] == logits.shape[0])
+def _class_indices(target: Any) -> bool:
+    return (isinstance(target, torch.Tensor) and target.dim() == 1 and not target.is_floating_point()
+            and not target.is_complex())
 
 
-def top1_error(logits: torch.Tensor, target: torch.Tensor) -> float | None:
+def is_classification(logits: torch.Tensor, target: Any) -> bool:
+    """Targets are class indices, one per row of 2-D logits (a detection run's targets, a
+    list of boxes per image, are not)."""
+    return logits.dim() == 2 and _class_indices(target) and target.shape[0] == logits.shape[0]
+
+
+def top1_error(logits: torch.Tensor, target: Any) -> float | None:
     """1 - top-1 accuracy of the batch (None when the batch is not a classification one)."""
     if not is_classification(logits, target):
         return None
     return 1.0 - (logits.argmax(dim=1) == target.to(logits.device)).double().mean().item()
 
 
-def class_count(classes: int | None, logits: torch.Tensor, target: torch.Tensor) -> int:
-    """How many classes: the run's own number, else the logits' width, else the largest target."""
+def class_count(classes: int | None, logits: torch.Tensor) -> int:
+    """How many classes: the run's own number, else the logits' width."""
     if classes:
         return int(classes)
-    if logits.dim() == 2:
-        return int(logits.shape[1])
-    return int(target.max().item()) + 1
+    return int(logits.shape[1]) if logits.dim() == 2 else 0
 
 
-def class_targets(target: torch.Tensor, probe: str) -> torch.Tensor:
+def class_targets(target: Any, probe: str) -> torch.Tensor:
     """The targets as class indices, or a ValueError naming the probe that needs them."""
-    if target.dim() != 1 or target.is_floating_point() or target.is_complex():
-        raise ValueError(f"{probe} groups samples by class: the targets must be class indices [N], "
-                         f"not {target.dtype} {list(target.shape)}")
+    if not _class_indices(target):
+        what = f"{target.dtype} {list(target.shape)}" if isinstance(target, torch.Tensor) else type(target).__name__
+        raise ValueError(f"{probe} groups samples by class: the targets must be class indices [N], not {what}")
     return target

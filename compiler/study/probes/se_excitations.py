@@ -79,7 +79,7 @@ class SEExcitations(Probe):
         finally:
             for handle in handles:
                 handle.remove()
-        classes = class_count(context.classes, logits, target)
+        classes = class_count(context.classes, logits) or int(target.max()) + 1
         target = target.to(logits.device)
         per_class = {name: per_class_means(gates[name], target, classes) for name in names}
         return {"blocks": per_class, "mean": {name: mean_of_rows(rows) for name, rows in per_class.items()},
