@@ -3,6 +3,7 @@
     blockgraph study check FILE [--quick]                      # the cells, every spec checked
     blockgraph study run FILE [--workers N] [--storage URL] [--quick]
     blockgraph study report FILE [--storage URL] [--quick] -o DIR
+    blockgraph study schema [-o FILE]                          # the JSON Schema of study files
 
 Problems in the study file (or a storage that cannot be opened) print as FILE:LINE:COL: text
 and exit 1, like every other command; an interrupted run exits 130 and continues next time.
@@ -37,6 +38,8 @@ def add_study_parser(sub) -> None:
     report = common(commands.add_parser("report", help="results table (CSV, JSON), plots (PNG, SVG) and a page"))
     report.add_argument("--storage", metavar="URL", help="also read the records kept in this Optuna storage")
     report.add_argument("-o", "--output", required=True, metavar="DIR", help="the folder to write the report into")
+    schema = commands.add_parser("schema", help="print the JSON Schema of study files (for editors)")
+    schema.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of printing it")
 
 
 def _positive(text: str) -> int:
@@ -52,8 +55,20 @@ def _positive(text: str) -> int:
 def command(args) -> int:
     from .loader import load_study
 
+    if args.study_command == "schema":
+        return _schema(args)
     study = load_study(Path(args.file), quick=args.quick, runs=args.runs)
     return {"check": _check, "run": _run, "report": _report}[args.study_command](study, args)
+
+
+def _schema(args) -> int:
+    from .schema import dumps
+
+    if args.output:
+        Path(args.output).write_text(dumps(), encoding="utf-8")
+    else:
+        sys.stdout.write(dumps())
+    return 0
 
 
 def _check(study, args) -> int:
