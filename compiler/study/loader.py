@@ -10,6 +10,8 @@ does not know, an unknown probe or one that does not apply to a cell's spec.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +52,10 @@ class Cell:
     train: dict[str, Any]
     """The settings the study gives this cell (the spec's own `train:` applies under them)."""
     probes: list[ProbeSetup] = field(default_factory=list)
+    fingerprint: str = ""
+    """A digest of what the trial trains and measures (the spec's text and vars, the settings, the
+    probes, the objective): a record or run directory with another one is from an older version
+    of the study file, and the cell is trained again."""
 
     @property
     def spec(self) -> Any:
@@ -81,7 +87,12 @@ class Study:
 
     @property
     def optuna_name(self) -> str:
-        return f"{self.name}-quick" if self.quick else self.name
+        """The Optuna study's name: the study's, and a digest of its cells, so a changed study file
+        is a new Optuna study (its unchanged cells' records are still used, not trained again)."""
+        digest = hashlib.sha256(json.dumps([[c.key, c.fingerprint] for c in self.cells]).encode()).hexdigest()[:10]
+        search = self.document.search
+        kind = "grid" if search.kind == "grid" else f"{search.sampler}"
+        return f"{self.name}{'-quick' if self.quick else ''}-{kind}-{digest}"
 
     def cell(self, key: str) -> Cell:
         return next(c for c in self.cells if c.key == key)
@@ -116,7 +127,7 @@ def load_study(source: str | os.PathLike, *, quick: bool = False, runs: str | os
     _check_plots(study, doc, out, [*(["spec"] if len(labels) > 1 else []), *factors], probes)
     out.raise_if_errors()
     variants = Variants(study, doc, spec_paths, quick, out)
-    cells = [cell for plan in plans if (cell := _cell(plan, variants, probes, doc, out)) is not None]
+    cells = [cell for plan in plans if (cell := _cell(plan, variants, probes, doc, out, study.objective)) is not None]
     out.raise_if_errors()
     shown = {**({"spec": labels} if len(labels) > 1 else {}), **{f: [lv.label for lv in levels] for f, levels in factors.items()}}
     out_dir = Path(runs) / (f"study-{study.name}-quick" if quick else f"study-{study.name}")
@@ -125,7 +136,7 @@ def load_study(source: str | os.PathLike, *, quick: bool = False, runs: str | os
 
 
 def _cell(plan: CellPlan, variants: Variants, probes: list[tuple[int, ProbeSetup]], doc: Document,
-          out: Collector) -> Cell | None:
+          out: Collector, objective: Any) -> Cell | None:
     variant = variants.variant(plan)
     if variant is None:
         return None
@@ -137,8 +148,16 @@ def _cell(plan: CellPlan, variants: Variants, probes: list[tuple[int, ProbeSetup
         if reason:
             out.error(doc.loc(("probes", index)), f"probe {setup.label!r} does not apply to cell {plan.key}: {reason}",
                       f"probes[{index}]")
+    setups = [setup for _, setup in probes]
     return Cell(key=plan.key, levels=plan.labels, seed=plan.seed, spec_label=plan.spec_label, variant=variant,
-                train=settings, probes=[setup for _, setup in probes])
+                train=settings, probes=setups, fingerprint=_fingerprint(variant, settings, setups, objective))
+
+
+def _fingerprint(variant: Variant, settings: dict[str, Any], probes: list[ProbeSetup], objective: Any) -> str:
+    what = {"spec": variant.spec.text, "vars": variant.spec.overrides, "train": settings,
+            "probes": [[p.label, p.probe.name, p.probe.model_dump(mode="json")] for p in probes],
+            "objective": objective.model_dump(mode="json")}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _spec_paths(study: StudyDocument, doc: Document, path: Path | None, out: Collector) -> dict[str, Path]:

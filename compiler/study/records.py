@@ -43,6 +43,8 @@ class TrialRecord:
     run_dir: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    fingerprint: str = ""
+    """The cell's fingerprint when it ran (compiler.study.loader.Cell.fingerprint)."""
 
     @property
     def final(self) -> dict[str, Any] | None:

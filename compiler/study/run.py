@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .loader import Study
-from .records import TrialRecord, read_records
-from .runner import Worker, open_storage, open_study, trial_budget
+from .records import TrialRecord
+from .runner import Worker, finished_keys, open_storage, open_study, study_records, trial_budget
 
 POLL_SECONDS = 0.5
 PROGRESS_EVERY = 0.3
@@ -32,7 +32,7 @@ PROGRESS_EVERY = 0.3
 def run_study(study: Study, *, workers: int = 1, storage: str | None = None, quiet: bool = True,
               progress: bool = False, on_trial: Callable[[TrialRecord], None] | None = None,
               should_stop: Callable[[], bool] | None = None, threads: int | None = None) -> list[TrialRecord]:
-    """Run the study's trials not done yet (blocking) and return every record it has.
+    """Run the study's trials not done yet (blocking) and return the records of its cells.
 
     `storage`: an Optuna storage URL (default: the SQLite file in the study's directory). With
     `workers` > 1 the trials run in that many processes (`study.path` must be a file)."""
@@ -51,7 +51,7 @@ def run_study(study: Study, *, workers: int = 1, storage: str | None = None, qui
                    on_progress=lambda info: bars.update(0, info)).run()
         finally:
             bars.close()
-    return read_records(study.results_path)
+    return study_records(study)
 
 
 def run_processes(study: Study, *, workers: int, storage: str, threads: int | None, progress: bool) -> None:
@@ -76,7 +76,7 @@ def run_processes(study: Study, *, workers: int, storage: str, threads: int | No
         while any(p.poll() is None for p in procs):
             for i in range(workers):
                 bars.update(i, _read_progress(folder / f"{i}.json"))
-            bars.count(len(read_records(study.results_path)))
+            bars.count(len(finished_keys(study)))
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
         for p in procs:
@@ -140,7 +140,7 @@ class ProgressBars:
         from tqdm.auto import tqdm
 
         self.shown = shown and sys.stderr.isatty()
-        done = len(read_records(study.results_path))
+        done = len(finished_keys(study))
         self.study_bar = tqdm(total=trial_budget(study), initial=min(done, trial_budget(study)), desc=study.name,
                               unit="trial", position=0, disable=not self.shown, file=sys.stderr, dynamic_ncols=True)
         self.trial_bars = [tqdm(total=1, desc=f"worker {i}", unit="step", position=i + 1, leave=False,

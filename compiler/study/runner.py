@@ -92,8 +92,10 @@ def trial_budget(study: Study) -> int:
 
 
 def finished_keys(study: Study) -> dict[str, TrialRecord]:
-    """Cells whose latest record is final (complete, failed or refused): never trained again."""
-    return {r.key: r for r in read_records(study.results_path)}
+    """The study's cells that have a record of their current fingerprint (complete, failed or
+    refused): never trained again."""
+    current = {cell.key: cell.fingerprint for cell in study.cells}
+    return {r.key: r for r in read_records(study.results_path) if current.get(r.key) == r.fingerprint}
 
 
 class Worker:
@@ -233,5 +235,7 @@ def study_records(study: Study, storage_url: str | None = None) -> list[TrialRec
     """Every finished trial's record: the storage's (if given) and this machine's results.jsonl."""
     merged = {r.key: r for r in (storage_records(study, storage_url) if storage_url else [])}
     merged.update({r.key: r for r in read_records(study.results_path)})
-    order = {cell.key: i for i, cell in enumerate(study.cells)}
-    return sorted(merged.values(), key=lambda r: (order.get(r.key, len(order)), r.trial))
+    current = {cell.key: cell.fingerprint for cell in study.cells}
+    order = {key: i for i, key in enumerate(current)}
+    kept = [r for r in merged.values() if current.get(r.key) == r.fingerprint]  # this study file's cells only
+    return sorted(kept, key=lambda r: (order[r.key], r.trial))

@@ -21,6 +21,9 @@ from .loader import Cell, Study
 from .probing import ProbeRecorder
 from .records import TrialRecord
 
+CELL_FILE = "cell.fingerprint"
+"""In a trial's run directory: the fingerprint of the cell it trains (a checkpoint of another
+version of the cell is not resumed)."""
 LOWER_IS_BETTER = ("loss", "error")
 """Metric name endings whose smaller values are better."""
 
@@ -52,9 +55,13 @@ def run_trial(study: Study, cell: Cell, trial_number: int, *, quiet: bool = Fals
     from ..train.checkpoint import STATE_FILE
 
     run_dir = trial_dir(study, cell)
-    resume = run_dir if (run_dir / STATE_FILE).is_file() else None
+    stamp = run_dir / CELL_FILE
+    same = stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == cell.fingerprint
+    resume = run_dir if same and (run_dir / STATE_FILE).is_file() else None
     if resume is None and run_dir.exists():
-        shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to keep
+        shutil.rmtree(run_dir)  # killed before its first checkpoint, or an older version of the cell
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(cell.fingerprint + "\n", encoding="utf-8")
     recorder = ProbeRecorder(probes=[(p.label, p.probe) for p in cell.probes], spec=cell.spec,
                              analysis=cell.variant.analysis, seed=cell.seed, run_dir=run_dir)
 
@@ -72,7 +79,7 @@ def run_trial(study: Study, cell: Cell, trial_number: int, *, quiet: bool = Fals
 
     record = TrialRecord(study=study.name, trial=trial_number, key=cell.key, levels=dict(cell.levels),
                          seed=cell.seed, state="complete", params=cell.variant.analysis.params,
-                         macs=cell.variant.analysis.macs, run_dir=str(run_dir))
+                         macs=cell.variant.analysis.macs, run_dir=str(run_dir), fingerprint=cell.fingerprint)
     start = time.perf_counter()
     settings = {**cell.train, "seed": cell.seed, "run_dir": str(run_dir)}
     try:

@@ -143,3 +143,17 @@ def test_a_stopped_study_hands_its_cell_back_and_continues(tmp_path, monkeypatch
     assert len(waiting) == 1  # the interrupted cell, queued again
     records = run_study(load_study(study.path))
     assert sorted(r.key for r in records) == sorted(c.key for c in study.cells)
+
+
+def test_a_changed_study_file_trains_only_the_cells_it_changed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_study(tmp_path, TINY_STUDY.replace("levels: [4, 8]", "levels: [4]"))
+    first = {r.key: r for r in run_study(load_study(path))}
+    assert sorted(first) == ["width=4,norm=batch,seed=0", "width=4,norm=none,seed=0"]
+    path.write_text(path.read_text().replace("seeds: 1", "seeds: 2"))  # two new cells, two unchanged
+    second = {r.key: r for r in run_study(load_study(path))}
+    assert len(second) == 4
+    assert all(second[key].to_json() == record.to_json() for key, record in first.items())
+    path.write_text(path.read_text().replace("epochs: 1", "epochs: 2"))  # every cell changed: all train
+    third = run_study(load_study(path))
+    assert len(third) == 4 and all(len(r.history) == 2 for r in third)
