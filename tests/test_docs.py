@@ -12,6 +12,7 @@
         # error: <text>                    the block must fail with an error containing <text>
         # plugin: <module>[, <module>]     load these plugins first (importable from docs/examples)
         # not checked                      skip the block (use sparingly)
+    - a study file (top-level `blockgraph_study:`) must load in both forms (compiler.study.load_study).
 (b) blocks.md has a `### \\`op\\`` section for every registered op, with a generated table
     listing every field, a YAML example and a **Paper** or **Source** line naming a year;
     spec-language.md's "## Ops" table links every op there; the generated tables of both pages
@@ -132,6 +133,11 @@ def _as_spec(block: str, markers: dict[str, str]) -> str:
                          "make it one, or mark it '# not checked'")
 
 
+def _is_study(block: str) -> bool:
+    data = yaml.safe_load(block)
+    return isinstance(data, dict) and "blockgraph_study" in data
+
+
 def _compile(text: str) -> None:
     spec = compiler.load(text)
     analysis = compiler.analyze(spec)
@@ -153,6 +159,15 @@ def test_yaml_example(where, line, block, monkeypatch):
     if "plugin" in markers:  # a spec's `plugins:` is only checked: load the plugin as a user would
         monkeypatch.syspath_prepend(str(EXAMPLES))
         compiler.load_plugins([name.strip() for name in markers["plugin"].split(",")])
+    if _is_study(block):  # a study file: its paths resolve from specs/ like the spec examples'
+        from compiler.study import load_study
+
+        for quick in (False, True):
+            try:
+                load_study(block, quick=quick)
+            except compiler.SpecError as exc:
+                pytest.fail(f"{where}:{line}: the study file does not load (quick={quick}):\n{exc}")
+        return
     text = _as_spec(block, markers)
     if "error" in markers:
         with pytest.raises(compiler.SpecError) as info:
