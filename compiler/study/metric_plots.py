@@ -101,7 +101,10 @@ def _bar(plot: Plot, inputs: PlotInputs, records, ax) -> list[str]:
     else:
         ax.set_xticks(range(len(hues)), hues, rotation=30 if len(hues) > 4 else 0)
         ax.set_xlabel(", ".join(by))
-    ax.set_ylabel(y if y == "value" or plot.at == "best" else f"{y} (final)")
+    if y == "value":
+        ax.set_ylabel(f"{inputs.metric} (the trial's value)")
+    else:
+        ax.set_ylabel(y if plot.at == "best" else f"{y} (final)")
     return notes
 
 
