@@ -157,3 +157,16 @@ def test_a_changed_study_file_trains_only_the_cells_it_changed(tmp_path, monkeyp
     path.write_text(path.read_text().replace("epochs: 1", "epochs: 2"))  # every cell changed: all train
     third = run_study(load_study(path))
     assert len(third) == 4 and all(len(r.history) == 2 for r in third)
+
+
+def test_a_sampled_search_runs_its_trial_count_over_the_factors_levels(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = TINY_STUDY.replace("seeds: 1", "seeds: 1\nsearch: {kind: sample, sampler: random, trials: 3}")
+    study = load_study(write_study(tmp_path, text))
+    records = run_study(study)
+    trials = [t for t in _optuna_trials(study) if t.state.is_finished()]
+    assert len(trials) == 3
+    assert {t.params["width"] for t in trials} <= {"4", "8"} and {t.params["norm"] for t in trials} <= {"batch", "none"}
+    assert {r.key for r in records} == {t.user_attrs["cell"] for t in trials}
+    assert all(r.key == f"width={t.params['width']},norm={t.params['norm']},seed=0"
+               for t in trials for r in records if r.key == t.user_attrs["cell"])
