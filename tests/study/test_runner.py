@@ -170,3 +170,16 @@ def test_a_sampled_search_runs_its_trial_count_over_the_factors_levels(tmp_path,
     assert {r.key for r in records} == {t.user_attrs["cell"] for t in trials}
     assert all(r.key == f"width={t.params['width']},norm={t.params['norm']},seed=0"
                for t in trials for r in records if r.key == t.user_attrs["cell"])
+
+
+def test_the_records_kept_in_the_storage_report_every_machines_trials(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_study(tmp_path, TINY_STUDY.replace("levels: [4, 8]", "levels: [4]"))
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    study = load_study(path)
+    ran = run_study(study, storage=url)
+    study.results_path.unlink()  # as on a machine that ran none of the trials itself
+    done = _cli("study", "report", str(path), "--storage", url, "-o", str(tmp_path / "report"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((tmp_path / "report" / "results.json").read_text())["trials"]
+    assert sorted((row["key"], row["value"]) for row in rows) == sorted((r.key, r.value) for r in ran)
