@@ -15,15 +15,17 @@ and a cell that already has a complete record is never trained again.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..errors import Loc, Problem, SpecError
 from .loader import Cell, Study
 from .records import TrialRecord, append_record, read_records
-from .trial import lower_is_better, run_trial
+from .trial import lower_is_better, run_trial, trial_dir
 
 HEARTBEAT_SECONDS = 5
 GRACE_SECONDS = 20
@@ -148,13 +150,14 @@ class Worker:
             cell = self._suggest(trial)
             trial.set_user_attr(CELL_PARAM, cell.key)
             self._wait_for_others(ostudy, trial, cell.key)
-            record = finished_keys(self.study).get(cell.key)
-            if record is None:
-                record = run_trial(self.study, cell, trial.number, quiet=self.quiet, should_stop=self.should_stop,
-                                   on_progress=self.on_progress)
-                append_record(self.study.results_path, record)  # before Optuna hears of it: never lost
-                if self.on_trial is not None:
-                    self.on_trial(record)
+            with cell_lock(self.study, cell):  # a worker of this machine that got the same cell waits here
+                record = finished_keys(self.study).get(cell.key)
+                if record is None:
+                    record = run_trial(self.study, cell, trial.number, quiet=self.quiet,
+                                       should_stop=self.should_stop, on_progress=self.on_progress)
+                    append_record(self.study.results_path, record)  # before Optuna hears of it: never lost
+                    if self.on_trial is not None:
+                        self.on_trial(record)
             trial.set_user_attr("record", record.to_json())
             self.current = None
             if record.state != "complete" or record.value is None:
@@ -179,11 +182,28 @@ class Worker:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
                 fail_stale_trials(ostudy)
-            others = [t for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                      if t.number != trial.number and t.user_attrs.get(CELL_PARAM) == key]
+            running = ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            mine = next((t for t in running if t.number == trial.number), None)
+            grid = mine.system_attrs.get("grid_id") if mine else None  # set before a trial starts: no race
+            others = [t for t in running if t.number != trial.number and (t.user_attrs.get(CELL_PARAM) == key
+                                                       or (grid is not None and t.system_attrs.get("grid_id") == grid))]
             if not others or self.should_stop():
                 return
             time.sleep(WAIT_SECONDS)
+
+
+@contextlib.contextmanager
+def cell_lock(study: Study, cell: Cell) -> Iterator[None]:
+    """Hold the cell's lock file (an flock: the kernel lets go of it when its holder dies), so two
+    workers of one machine never train one run directory at once."""
+    folder = trial_dir(study, cell)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{folder.name}.lock", "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def suggest_cell(study: Study, trial) -> Cell:
