@@ -45,7 +45,7 @@ def sweep_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
             train_size = c2.number_input("Train images", 1, 10_000_000, key="sweep_train")
             val_size = c3.number_input("Validation images", 1, 10_000_000, key="sweep_val")
             batch = c4.number_input("Batch size", 1, 65_536, key="sweep_batch")
-            busy = job.running or s.train.running
+            busy = job.running or s.train.running or s.study.running
             pressed = st.form_submit_button("Start sweep", disabled=busy, type="primary",
                                             help="One training at a time per session: wait for the Train tab's "
                                                  "run to end." if s.train.running else None)

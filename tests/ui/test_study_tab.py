@@ -1,0 +1,184 @@
+"""The Study tab: ui/study.py's logic (gallery, located problems, cell rows from records, a
+stopped study that continues) and the tab driven with AppTest on a 2-level study of a tiny spec."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "train"))
+sys.path.insert(0, str(ROOT / "tests" / "study"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report_records import VALUES, make_records  # noqa: E402
+from train_support import TINY  # noqa: E402
+
+import compiler  # noqa: E402
+import compiler.study  # noqa: E402
+from ui import designer as d  # noqa: E402
+from ui import study as su  # noqa: E402
+
+STUDY = """\
+blockgraph_study: 1
+name: width
+about: Does a wider tiny net learn the shapes faster?
+specs: tiny.yaml
+factors:
+  width: {var: width, levels: [4, 8]}
+seeds: [0]
+train: {dataset: shapes, epochs: 1, train_size: 64, val_size: 32, batch_size: 32, lr: 0.1, optimizer: sgd,
+        device: cpu}
+plots:
+  - {kind: bar, by: width, name: accuracy, title: best accuracy per width}
+"""
+
+
+@pytest.fixture(autouse=True)
+def study_api(monkeypatch):
+    """compiler.study's loader and runner, or the tests' stand-in while they are not on main."""
+    if not hasattr(compiler.study, "run_study"):
+        import study_stand_in
+
+        for name in ("load_study", "run_study", "study_report"):
+            monkeypatch.setattr(compiler.study, name, getattr(study_stand_in, name), raising=False)
+
+
+@pytest.fixture
+def study_file(tmp_path) -> Path:
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    path = tmp_path / "width.yaml"
+    path.write_text(STUDY)
+    return path
+
+
+def params_at(**vars) -> int:
+    return compiler.analyze(compiler.load(TINY, vars=vars)).params
+
+
+# -- the logic ---------------------------------------------------------------------------------------------
+
+
+def test_gallery_lists_the_yaml_files_of_a_folder_and_an_empty_one_as_empty(tmp_path):
+    assert su.gallery(tmp_path / "missing") == []
+    assert su.gallery(tmp_path) == []
+    for name in ("b.yaml", "a.yaml", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    assert su.gallery(tmp_path) == [str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")]
+
+
+def test_a_study_file_that_does_not_load_lists_its_problems_located_and_quoted(tmp_path, study_file):
+    study_file.write_text(STUDY.replace("blockgraph_study: 1", "blockgraph_study: 7"))
+    opened = su.open_study(str(study_file), quick=False, runs=str(tmp_path / "runs"))
+    assert opened.study is None and opened.problems
+    first = opened.problems[0]
+    assert first.title.startswith("line 1, col ") and "blockgraph_study" in first.title
+    assert ">1 | blockgraph_study: 7" in first.quote and "^" in first.quote
+    missing = su.open_study(str(tmp_path / "nope.yaml"), quick=False, runs="runs")
+    assert missing.study is None and missing.problems[0].title.endswith("nope.yaml: no such file")
+
+
+def test_cell_rows_take_each_cell_s_state_and_value_from_its_record():
+    # the hand-made records: depth 20 and 56 x seeds 0, 1 complete; depth=56,seed=2 failed,
+    # depth=110,seed=0 refused; the cell depth=110,seed=1 has no record: pending
+    cells = [SimpleNamespace(key=f"depth={depth},seed={seed}", levels={"depth": depth}, seed=seed)
+             for depth, seed in [*VALUES, ("56", 2), ("110", 0), ("110", 1)]]
+    study = SimpleNamespace(factors={"depth": ["20", "56", "110"]}, cells=cells)
+    rows = su.cell_rows(study, make_records())
+    assert [(r["depth"], r["seed"], r["state"]) for r in rows] == [
+        ("20", 0, "complete"), ("20", 1, "complete"), ("56", 0, "complete"), ("56", 1, "complete"),
+        ("56", 2, "failed"), ("110", 0, "refused"), ("110", 1, "pending")]
+    assert [r["value"] for r in rows[:4]] == list(VALUES.values())
+    assert rows[0]["params"] == 270_000 and rows[6]["value"] is None and rows[6]["error"] == ""
+    assert "diverged" in rows[4]["error"] and "unknown op" in rows[5]["error"]
+    done = su.progress(study, make_records())
+    assert (done.finished, done.total, done.failed) == (6, 7, 2)
+    assert done.text == "6 of 7 trials finished (2 failed or refused)"
+    assert done.fraction == pytest.approx(6 / 7)
+
+
+def test_a_factor_named_like_a_column_gets_its_own_column():
+    cells = [SimpleNamespace(key="seed=a,seed=0", levels={"seed": "a"}, seed=0)]
+    rows = su.cell_rows(SimpleNamespace(factors={"seed": ["a"]}, cells=cells), [])
+    assert rows == [{"level:seed": "a", "seed": 0, "state": "pending", "value": None, "params": None,
+                     "time (s)": None, "error": ""}]
+
+
+def test_a_stopped_study_keeps_its_trial_and_continues_with_the_other(tmp_path, study_file):
+    study = su.open_study(str(study_file), quick=False, runs=str(tmp_path / "runs")).study
+    job = d.TrainJob()
+    job.report = lambda **event: job.cancel()  # Stop pressed as the first trial ends
+    su.run_in_job(study, job=job)
+    first = su.records_of(study)
+    assert len(first) == 1 and first[0].state == "complete"
+    assert su.progress(study, first).text == "1 of 2 trials finished"
+    assert su.report_page(study) is not None  # a stopped study's report: what it kept
+    job = d.TrainJob()
+    su.run_in_job(study, job=job)
+    records = su.records_of(study)
+    assert sorted(r.key for r in records) == sorted(c.key for c in study.cells)
+    assert [r for r in records if r.key == first[0].key][0].trial == first[0].trial  # not run again
+    rows = su.cell_rows(study, records)
+    assert [r["width"] for r in rows] == ["4", "8"] and [r["state"] for r in rows] == ["complete", "complete"]
+    assert [r["params"] for r in rows] == [params_at(width=4), params_at(width=8)]
+    for record in records:  # the value is the best epoch's val_top1 of the trial's history
+        assert record.value == max(row["val_top1"] for row in record.history)
+    plots = su.report_plots(study, records)
+    assert [(p.title, p.png.name) for p in plots] == [("best accuracy per width", "accuracy.png")]
+    assert plots[0].png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- the tab ---------------------------------------------------------------------------------------------
+
+
+def test_app_runs_a_two_level_study_and_shows_its_table_and_plot(app, tmp_path, study_file):
+    assert "Study" in [t.label for t in app.tabs]
+    app.text_input(key="study_path").input(str(study_file))
+    app.text_input(key="study_runs").input(str(tmp_path / "runs"))
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    table = next(df.value for df in app.dataframe if "width" in df.value.columns)
+    assert list(table["width"]) == ["4", "8"] and list(table["state"]) == ["pending", "pending"]
+    assert any("0 of 2 trials finished" in str(p.proto) for p in app.get("progress"))
+    app.button(key="study_start").click()
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    job = app.session_state["designer"].study
+    job.heartbeat_timeout = 600  # no page beats while the test waits
+    job.join(180)
+    assert job.error is None, job.error
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    table = next(df.value for df in app.dataframe if "width" in df.value.columns)
+    assert list(table["state"]) == ["complete", "complete"], list(table["error"])
+    assert table["value"].between(0, 1).all()
+    assert list(table["params"]) == [params_at(width=4), params_at(width=8)]
+    assert any("2 of 2 trials finished" in str(p.proto) for p in app.get("progress"))
+    captions = [caption for image in app.image for caption in image.captions]
+    assert captions == ["best accuracy per width"]
+    assert any(b.proto.label == "Download report.html" for b in app.get("download_button"))
+    results = (tmp_path / "runs" / "study-width" / "results.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["key"] for line in results) == sorted(
+        f"width={w},seed=0" for w in (4, 8))
+
+
+def test_app_shows_a_broken_study_file_s_problems(app, study_file, tmp_path):
+    study_file.write_text(STUDY.replace("name: width", "name: 'not a name'"))
+    app.text_input(key="study_path").input(str(study_file))
+    app.text_input(key="study_runs").input(str(tmp_path / "runs"))
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    errors = [e.value for e in app.error]
+    assert any(e.startswith("line 2, col") and "name" in e for e in errors), errors
+    assert not [b for b in app.button if b.key == "study_start"]
+
+
+def test_app_without_a_study_file_asks_for_one(app):
+    assert any("Choose a study file" in i.value for i in app.info)
+    assert not app.session_state["designer"].study.running
