@@ -42,11 +42,11 @@ plots:
 
 @pytest.fixture(autouse=True)
 def study_api(monkeypatch):
-    """compiler.study's loader and runner, or the tests' stand-in while they are not on main."""
+    """compiler.study's runner and report, or the tests' stand-in while they are not on main."""
     if not hasattr(compiler.study, "run_study"):
         import study_stand_in
 
-        for name in ("load_study", "run_study", "study_report"):
+        for name in ("run_study", "study_report"):
             monkeypatch.setattr(compiler.study, name, getattr(study_stand_in, name), raising=False)
 
 
