@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT / "tests" / "train"))
 sys.path.insert(0, str(ROOT / "tests" / "study"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report_records import VALUES, make_records  # noqa: E402
+from study_support import PLOT_TITLE, STUDY, write_study  # noqa: E402
 from train_support import TINY  # noqa: E402
 
 import compiler  # noqa: E402
@@ -25,19 +26,6 @@ import compiler.study  # noqa: E402
 from ui import designer as d  # noqa: E402
 from ui import study as su  # noqa: E402
 
-STUDY = """\
-blockgraph_study: 1
-name: width
-about: Does a wider tiny net learn the shapes faster?
-specs: tiny.yaml
-factors:
-  width: {var: width, levels: [4, 8]}
-seeds: [0]
-train: {dataset: shapes, epochs: 1, train_size: 64, val_size: 32, batch_size: 32, lr: 0.1, optimizer: sgd,
-        device: cpu}
-plots:
-  - {kind: bar, by: width, name: accuracy, title: best accuracy per width}
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -52,10 +40,7 @@ def study_api(monkeypatch):
 
 @pytest.fixture
 def study_file(tmp_path) -> Path:
-    (tmp_path / "tiny.yaml").write_text(TINY)
-    path = tmp_path / "width.yaml"
-    path.write_text(STUDY)
-    return path
+    return write_study(tmp_path)
 
 
 def params_at(**vars) -> int:
@@ -130,7 +115,7 @@ def test_a_stopped_study_keeps_its_trial_and_continues_with_the_other(tmp_path, 
     for record in records:  # the value is the best epoch's val_top1 of the trial's history
         assert record.value == max(row["val_top1"] for row in record.history)
     plots = su.report_plots(study, records)
-    assert [(p.title, p.png.name) for p in plots] == [("best accuracy per width", "accuracy.png")]
+    assert [(p.title, p.png.name) for p in plots] == [(PLOT_TITLE, "accuracy.png")]
     assert plots[0].png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -161,7 +146,7 @@ def test_app_runs_a_two_level_study_and_shows_its_table_and_plot(app, tmp_path, 
     assert list(table["params"]) == [params_at(width=4), params_at(width=8)]
     assert any("2 of 2 trials finished" in str(p.proto) for p in app.get("progress"))
     captions = [caption for image in app.image for caption in image.captions]
-    assert captions == ["best accuracy per width"]
+    assert captions == [PLOT_TITLE]
     assert any(b.proto.label == "Download report.html" for b in app.get("download_button"))
     results = (tmp_path / "runs" / "study-width" / "results.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["key"] for line in results) == sorted(

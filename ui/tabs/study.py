@@ -34,7 +34,7 @@ def study_tab(s: d.DesignerSession) -> None:
         left.caption("No study files in studies/ yet: type a path.")
     path = right.text_input("Study file", key="study_path", disabled=job.running,
                             help="A study file's path, relative to the repository or absolute.")
-    c1, c2, c3 = st.columns([2, 1, 1])
+    c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
     runs = c1.text_input("Runs folder", key="study_runs", disabled=job.running,
                          help="Where the study writes (runs/study-NAME): relative to the repository or absolute.")
     quick = c2.checkbox("Quick", key="study_quick", disabled=job.running,
@@ -74,8 +74,8 @@ def study_tab(s: d.DesignerSession) -> None:
             "params": st.column_config.NumberColumn("params", format="localized"),
             "error": st.column_config.TextColumn("error", width="large")})
         if job.running:
-            st.button("Stop", key="study_stop", on_click=job.cancel, disabled=job.stop_requested,
-                      help="Ends the study after the trial in progress; Start continues it later.")
+            st.button("Stop study", key="study_stop", on_click=job.cancel, disabled=job.stop_requested,
+                      help="Ends the study after the trial in progress; Start study continues it later.")
 
     state.live(job, draw)
     if not job.running:
@@ -90,7 +90,7 @@ def study_controls(s: d.DesignerSession, study) -> None:
     if study.document.about:
         st.markdown(study.document.about)
     busy = job.running or s.train.running or s.sweep.running
-    if st.button("Start", key="study_start", type="primary", disabled=busy,
+    if st.button("Start study", key="study_start", type="primary", disabled=busy,
                  help="Another run of this session is in progress." if busy and not job.running else None):
         su.start(job, study)
         st.rerun()
