@@ -195,9 +195,13 @@ class Progress:
 
 
 def progress(study, records: list) -> Progress:
+    """The study's records among its cells, out of the trials it runs (every cell of a grid, the
+    `trials:` of a sampled search: compiler.study.runner.trial_budget)."""
+    from compiler.study.runner import trial_budget
+
     keys = {cell.key for cell in study.cells}
     mine = [r for r in records if r.key in keys]
-    return Progress(finished=len(mine), total=len(keys), failed=sum(r.state != "complete" for r in mine))
+    return Progress(finished=len(mine), total=trial_budget(study), failed=sum(r.state != "complete" for r in mine))
 
 
 def metric_of(records: list) -> str:
@@ -211,17 +215,28 @@ def metric_of(records: list) -> str:
 
 
 def run_in_job(study, *, job) -> list:
-    """The job's target: every trial not done yet, one at a time, then the report. Each finished
-    trial is reported as a job event (the page reads the records themselves from the file)."""
+    """The job's target: every trial not done yet, one at a time, then the report (also when
+    the run was stopped: the report of what was kept). Each finished trial is reported as a job
+    event (the page reads the records themselves from the file); a report that could not be
+    made is a `report` event with its error, the page's warning."""
     from compiler.study import run_study
 
     def on_trial(record) -> None:
         job.report(kind="trial", key=record.key, state=record.state)
 
-    records = run_study(study, workers=1, on_trial=on_trial, should_stop=job.should_stop)
-    if records_of(study):
-        make_report(study)
-    return records
+    try:
+        return run_study(study, workers=1, on_trial=on_trial, should_stop=job.should_stop)
+    finally:  # Stop interrupts the trial in progress (TrainingInterrupted): report the rest
+        if records_of(study):
+            try:
+                make_report(study)
+            except Exception as exc:  # noqa: BLE001 - the run's own outcome stays the job's
+                job.report(kind="report", error=f"{type(exc).__name__}: {exc}")
+
+
+def report_error(events: list[dict]) -> str | None:
+    """Why the worker's report failed, when it did (the last `report` event of the run)."""
+    return next((e["error"] for e in reversed(events) if e.get("kind") == "report"), None)
 
 
 def start(job, study) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,19 +29,14 @@ from ui import study as su  # noqa: E402
 
 
 
-@pytest.fixture(autouse=True)
-def study_api(monkeypatch):
-    """compiler.study's runner and report, or the tests' stand-in while they are not on main."""
-    if not hasattr(compiler.study, "run_study"):
-        import study_stand_in
-
-        for name in ("run_study", "study_report"):
-            monkeypatch.setattr(compiler.study, name, getattr(study_stand_in, name), raising=False)
-
-
 @pytest.fixture
 def study_file(tmp_path) -> Path:
     return write_study(tmp_path)
+
+
+def grid_study(factors: dict, cells: list) -> SimpleNamespace:
+    """What ui/study.py reads of a compiler.study Study: factors, cells and a grid search."""
+    return SimpleNamespace(factors=factors, cells=cells, document=SimpleNamespace(search=SimpleNamespace(kind="grid")))
 
 
 def params_at(**vars) -> int:
@@ -74,7 +70,7 @@ def test_cell_rows_take_each_cell_s_state_and_value_from_its_record():
     # depth=110,seed=0 refused; the cell depth=110,seed=1 has no record: pending
     cells = [SimpleNamespace(key=f"depth={depth},seed={seed}", levels={"depth": depth}, seed=seed)
              for depth, seed in [*VALUES, ("56", 2), ("110", 0), ("110", 1)]]
-    study = SimpleNamespace(factors={"depth": ["20", "56", "110"]}, cells=cells)
+    study = grid_study({"depth": ["20", "56", "110"]}, cells)
     rows = su.cell_rows(study, make_records())
     assert [(r["depth"], r["seed"], r["state"]) for r in rows] == [
         ("20", 0, "complete"), ("20", 1, "complete"), ("56", 0, "complete"), ("56", 1, "complete"),
@@ -90,7 +86,7 @@ def test_cell_rows_take_each_cell_s_state_and_value_from_its_record():
 
 def test_a_factor_named_like_a_column_gets_its_own_column():
     cells = [SimpleNamespace(key="seed=a,seed=0", levels={"seed": "a"}, seed=0)]
-    rows = su.cell_rows(SimpleNamespace(factors={"seed": ["a"]}, cells=cells), [])
+    rows = su.cell_rows(grid_study({"seed": ["a"]}, cells), [])
     assert rows == [{"level:seed": "a", "seed": 0, "state": "pending", "value": None, "params": None,
                      "time (s)": None, "error": ""}]
 
@@ -117,6 +113,21 @@ def test_a_stopped_study_keeps_its_trial_and_continues_with_the_other(tmp_path, 
     plots = su.report_plots(study, records)
     assert [(p.title, p.png.name) for p in plots] == [(PLOT_TITLE, "accuracy.png")]
     assert plots[0].png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stop_interrupts_the_trial_in_progress_and_keeps_no_record_of_it(tmp_path):
+    long = STUDY.replace("epochs: 1, train_size: 64", "epochs: 50, train_size: 512")
+    study = su.open_study(str(write_study(tmp_path, long)), quick=False, runs=str(tmp_path / "runs")).study
+    job = d.TrainJob()
+    su.start(job, study)
+    deadline = time.time() + 60
+    while not (study.out_dir / "trials").is_dir() and time.time() < deadline:
+        time.sleep(0.05)
+    job.cancel()
+    job.join(120)
+    assert not job.running and job.state == "stopped"
+    assert su.records_of(study) == [] and su.progress(study, []).text == "0 of 2 trials finished"
+    assert su.report_page(study) is None  # nothing finished: nothing to report
 
 
 # -- the tab ---------------------------------------------------------------------------------------------

@@ -75,11 +75,12 @@ def study_tab(s: d.DesignerSession) -> None:
             "error": st.column_config.TextColumn("error", width="large")})
         if job.running:
             st.button("Stop study", key="study_stop", on_click=job.cancel, disabled=job.stop_requested,
-                      help="Ends the study after the trial in progress; Start study continues it later.")
+                      help="Stops the trial in progress (at its next step, with a checkpoint) and the study; "
+                           "Start study continues it later, that trial from its checkpoint.")
 
     state.live(job, draw)
     if not job.running:
-        study_report(study)
+        study_report(study, job)
 
 
 def study_controls(s: d.DesignerSession, study) -> None:
@@ -96,7 +97,7 @@ def study_controls(s: d.DesignerSession, study) -> None:
         st.rerun()
 
 
-def study_report(study) -> None:
+def study_report(study, job: d.TrainJob) -> None:
     """The report's plots (written when a run ends, or by Make report) and its page."""
     from ui import study as su
 
@@ -104,6 +105,9 @@ def study_report(study) -> None:
     if not records:
         return
     st.markdown("##### Report")
+    failed = su.report_error(job.events())
+    if failed:
+        st.warning(f"The report of the last run could not be made: {failed}")
     if st.button("Make report", key="study_make_report", help="Draw the report from the records kept so far."):
         try:
             su.make_report(study)
