@@ -18,8 +18,9 @@ def sweep_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
     text = page[state.YAML]
     names = sw.sweepable(s.base_vars)
     st.caption("Pick a var and a few values: each value is measured (parameters, MACs) and trained briefly with "
-               "the same seed and settings, one after the other, in a background thread. The other settings "
-               "(dataset, learning rate, optimizer, device) come from the spec's `train:` section.")
+               "the same seed and settings, one after the other, in a background thread: a one-factor study "
+               "(the Study tab runs whole study files). The other settings (dataset, learning rate, optimizer, "
+               "device) come from the spec's `train:` section.")
     if not names:
         st.info("This spec has no numeric vars to sweep: add one under `vars:` (e.g. `width: 32`) and use it "
                 "as `$width`.")
