@@ -224,14 +224,26 @@ def run_in_job(study, *, job) -> list:
     def on_trial(record) -> None:
         job.report(kind="trial", key=record.key, state=record.state)
 
+    def on_progress(info: dict) -> None:
+        job.report(kind="step", key=info.get("cell"), step=info.get("global_step"), steps=info.get("total"))
+
     try:
-        return run_study(study, workers=1, on_trial=on_trial, should_stop=job.should_stop)
+        return run_study(study, workers=1, on_trial=on_trial, on_progress=on_progress, should_stop=job.should_stop)
     finally:  # Stop interrupts the trial in progress (TrainingInterrupted): report the rest
         if records_of(study):
             try:
                 make_report(study)
             except Exception as exc:  # noqa: BLE001 - the run's own outcome stays the job's
                 job.report(kind="report", error=f"{type(exc).__name__}: {exc}")
+
+
+def training_now(events: list[dict]) -> str | None:
+    """The trial in training and how far it is ("width=8,seed=0: step 12 of 40"), from the job's
+    events: its last step, unless a trial ended after it."""
+    last = next((e for e in reversed(events) if e.get("kind") in ("step", "trial")), None)
+    if last is None or last["kind"] != "step" or not last.get("key"):
+        return None
+    return f"{last['key']}: step {last.get('step') or 0} of {last.get('steps') or '?'}"
 
 
 def report_error(events: list[dict]) -> str | None:

@@ -126,8 +126,20 @@ def test_stop_interrupts_the_trial_in_progress_and_keeps_no_record_of_it(tmp_pat
     job.cancel()
     job.join(120)
     assert not job.running and job.state == "stopped"
+    steps = [e for e in job.events() if e["kind"] == "step"]
+    assert all(e["key"] in {c.key for c in study.cells} and e["steps"] == 50 * 16 for e in steps)
     assert su.records_of(study) == [] and su.progress(study, []).text == "0 of 2 trials finished"
     assert su.report_page(study) is None  # nothing finished: nothing to report
+
+
+def test_the_trial_in_training_is_the_last_step_unless_a_trial_ended_after_it():
+    step = {"kind": "step", "key": "width=8,seed=0", "step": 12, "steps": 40}
+    assert su.training_now([]) is None
+    assert su.training_now([step]) == "width=8,seed=0: step 12 of 40"
+    assert su.training_now([step, {"kind": "trial", "key": "width=8,seed=0", "state": "complete"}]) is None
+    assert su.training_now([step, {"kind": "report", "error": "x"}]) == "width=8,seed=0: step 12 of 40"
+    assert su.report_error([{"kind": "report", "error": "OSError: disk full"}]) == "OSError: disk full"
+    assert su.report_error([step]) is None
 
 
 # -- the tab ---------------------------------------------------------------------------------------------
@@ -178,3 +190,29 @@ def test_app_shows_a_broken_study_file_s_problems(app, study_file, tmp_path):
 def test_app_without_a_study_file_asks_for_one(app):
     assert any("Choose a study file" in i.value for i in app.info)
     assert not app.session_state["designer"].study.running
+
+
+def test_app_stop_button_stops_the_study_and_keeps_it_pending(app, tmp_path):
+    study_file = write_study(tmp_path, STUDY.replace("epochs: 1, train_size: 64", "epochs: 50, train_size: 512"))
+    app.text_input(key="study_path").input(str(study_file))
+    app.text_input(key="study_runs").input(str(tmp_path / "runs"))
+    app.run()
+    app.button(key="study_start").click()
+    app.run()
+    job = app.session_state["designer"].study
+    job.heartbeat_timeout = 600
+    assert job.running
+    deadline = time.time() + 60
+    while not any(e["kind"] == "step" for e in job.events()) and time.time() < deadline:
+        time.sleep(0.01)  # the first trial is training
+    app.button(key="study_stop").click()
+    app.run()
+    job.join(60)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert job.state == "stopped" and not [e.value for e in app.error]
+    assert any("width" in m.value and "**stopped**" in m.value for m in app.markdown)
+    table = next(df.value for df in app.dataframe if "width" in df.value.columns)
+    assert list(table["state"]) == ["pending", "pending"]
+    assert not [b for b in app.button if b.key == "study_stop"]
+    assert app.button(key="study_start").disabled is False  # it can be continued

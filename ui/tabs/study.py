@@ -65,8 +65,9 @@ def study_tab(s: d.DesignerSession) -> None:
         st.write(f"**{study.name}**: {len(study.cells)} trials over "
                  f"{', '.join(study.factors) or 'no factor'} in `{su.shown_path(study.out_dir)}`"
                  + (f": **{status}**" if status != "idle" else ""))
-        st.progress(done.fraction, text=done.text)
-        if job.error is not None:
+        now = su.training_now(job.events()) if job.running else None
+        st.progress(done.fraction, text=done.text + (f"; training {now}" if now else ""))
+        if job.state == "failed":  # not a Stop (TrainingInterrupted: "stopped")
             st.error(f"The study stopped on an unexpected error: {error_text(job.error, str(opened.path))}")
         if records:
             st.caption(f"value: the best epoch's {su.metric_of(records)}")
