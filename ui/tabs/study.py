@@ -60,11 +60,10 @@ def study_tab(s: d.DesignerSession) -> None:
 
     def draw():
         records = su.records_of(study)
-        status = job.state
         done = su.progress(study, records)
         st.write(f"**{study.name}**: {len(study.cells)} trials over "
                  f"{', '.join(study.factors) or 'no factor'} in `{su.shown_path(study.out_dir)}`"
-                 + (f": **{status}**" if status != "idle" else ""))
+                 + (f": **{job.state}**" if job.state != "idle" else ""))
         now = su.training_now(job.events()) if job.running else None
         st.progress(done.fraction, text=done.text + (f"; training {now}" if now else ""))
         if job.state == "failed":  # not a Stop (TrainingInterrupted: "stopped")
