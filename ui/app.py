@@ -5,14 +5,16 @@
 
 A thin shell over the compiler API: everything but the widgets is in the ui/designer/ package;
 this page draws the header (title, totals) and the tabs, each tab one module of ui/tabs/
-(sidebar, design, palette, summary, diff, export, train, sweep; shared keys in ui/tabs/state.py).
+(sidebar, design, palette, summary, diff, export, train, sweep, study; shared keys in
+ui/tabs/state.py).
 Session state the app owns:
 
 - st.session_state["yaml"]      the spec text (the editor's widget key: the source of truth)
 - st.session_state["designer"]  a ui.designer.DesignerSession: the file, the last valid view,
-                                var bookkeeping, one-shot messages, and `.train` / `.sweep`
-                                (TrainJobs, where background trainers plug in)
+                                var bookkeeping, one-shot messages, and `.train` / `.sweep` /
+                                `.study` (TrainJobs, where background trainers plug in)
 - st.session_state["sweep"]     the last ui.sweep.Sweep (its points fill in as values finish)
+- st.session_state["study_slot"] the Study tab's ui.study.StudySlot (the opened study file)
 - st.session_state["ace:N"]     the code editor's value (ui/editor.py keeps it and "yaml" in step)
 """
 
@@ -30,7 +32,7 @@ import streamlit as st  # noqa: E402
 from compiler.formatting import human_bytes, human_count  # noqa: E402
 from ui import designer as d  # noqa: E402
 from ui import editor as ed  # noqa: E402
-from ui.tabs import design, diff, export, palette, sidebar, state, summary, sweep, train  # noqa: E402
+from ui.tabs import design, diff, export, palette, sidebar, state, study, summary, sweep, train  # noqa: E402
 
 
 
@@ -107,7 +109,7 @@ def main() -> None:
             st.error(f"{n} problem{'s' if n != 1 else ''} in the spec (listed next to the editor)"
                      + ("; showing the last valid version." if shown is not None else "."))
 
-    tabs = st.tabs(["Design", "Palette", "Summary", "Diff", "Export", "Train", "Sweep"])
+    tabs = st.tabs(["Design", "Palette", "Summary", "Diff", "Export", "Train", "Sweep", "Study"])
     with tabs[0]:
         design.design_tab(s, view, shown, settings)
     with tabs[1]:
@@ -122,6 +124,8 @@ def main() -> None:
         train.train_tab(s, overrides)
     with tabs[6]:
         sweep.sweep_tab(s, overrides)
+    with tabs[7]:
+        study.study_tab(s)
 
 
 main()

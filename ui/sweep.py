@@ -3,12 +3,14 @@ and compare accuracy with parameters and MACs.
 
 A sweep runs in a `TrainJob` (ui/designer/jobs.py) like the Train tab's runs: `run_sweep` is the
 job's target, a daemon thread that never calls st.*. It fills the `Sweep` object the page
-keeps in session state: one `Point` per value, in order, each first measured with
-`compiler.analyze` (parameters, MACs) and then trained with `compiler.train` (same seed, same
-settings) in its own run directory. Stop (the job's event) and the page's heartbeat are
-polled through `job.should_stop` by the trainer every step and between values: the value in
-progress ends "stopped", the ones after it "skipped". A value whose spec does not load or
-analyse (say `width: 0`) ends "failed" with its located problems, and the sweep goes on.
+keeps in session state: one `Point` per value, in order. Every value is first measured with
+`compiler.analyze` (parameters, MACs); a value whose spec does not load or analyse (say
+`width: 0`) ends "failed" with its located problems. The others are trained as a one-factor
+study (ui/sweep_study.py writes its file: a level per value, one seed, the sweep's settings)
+by `compiler.study.run_study`, each trial in its own run directory, in the order Optuna's grid
+hands them out. Stop (the job's event) and the page's heartbeat are polled through
+`job.should_stop` by the trainer every step and between trials: the value in progress ends
+"stopped", the ones not trained yet "skipped".
 """
 
 from __future__ import annotations
@@ -153,53 +155,80 @@ def describe(exc: BaseException, file: str) -> str:
     return f"{type(exc).__name__}: {in_page_words(str(exc))}"
 
 
-def run_sweep(sweep: Sweep, root: Path, *, job) -> Sweep:
-    """The job's target: measure and train every value in turn, writing into `sweep`."""
-    import compiler
-    from compiler import SpecError
-    from compiler.train import TrainingInterrupted
+LOCATED_LINE = re.compile(r"^(?P<file><[^>]+>|.+?):(?P<line>\d+):(?P<col>\d+): (?P<message>.*)$")
+"""One problem of a SpecError's text (`FILE:LINE:COL: message`): how a trial record keeps it."""
 
-    hooks = dict(on_start=lambda info: job.report(kind="start", index=current[0], **_plain(info)),
-                 on_step=lambda info: job.report(kind="step", index=current[0], **_plain(info)),
-                 on_epoch=lambda row: job.report(kind="epoch", index=current[0], **_plain(row)),
-                 should_stop=job.should_stop)
-    current = [0]
-    for i, point in enumerate(sweep.points):
-        current[0] = i
+
+def describe_text(error: str, spec_file: Path) -> str:
+    """A trial record's error as the row shows it, worded like `describe`: a problem of the
+    settings as `settings: ...`, one of the swept spec (written to `spec_file`) at its line in the
+    text, anything else as it is, in the page's words."""
+    from ui.problems import in_page_words
+
+    out = []
+    for line in error.splitlines() or [error]:
+        match = LOCATED_LINE.match(line)
+        if match is None:
+            out.append(in_page_words(line))
+        elif match["file"].startswith("<") and match["file"] not in ("<string>", "<vars>"):
+            out.append(f"settings: {in_page_words(match['message'])}")
+        elif Path(match["file"]) == Path(spec_file):
+            out.append(f"line {match['line']}, col {match['col']}: {in_page_words(match['message'])}")
+        else:
+            out.append(in_page_words(line))
+    return "; ".join(out)
+
+
+def run_sweep(sweep: Sweep, root: Path, *, job) -> Sweep:
+    """The job's target: measure every value, then train the good ones as a one-factor study
+    (ui/sweep_study.py writes it) through compiler.study.run_study, writing into `sweep`."""
+    from compiler import SpecError
+    from compiler.study import load_study, run_study
+    from compiler.train import TrainingInterrupted
+    from ui import sweep_study as ss
+
+    good = []
+    for point in sweep.points:
         if job.should_stop():
-            for rest in sweep.points[i:]:
-                rest.state = "skipped"
             break
-        point.state = "running"
-        vars = {**sweep.overrides, sweep.var: point.value}
         try:
-            point.params, point.macs, spec = measure(sweep.text, vars, sweep.file)
-        except SpecError as exc:
+            point.params, point.macs, _ = measure(sweep.text, {**sweep.overrides, sweep.var: point.value}, sweep.file)
+        except Exception as exc:  # noqa: BLE001 - SpecError and the rest: one bad value must not end the sweep
             point.state, point.error = "failed", describe(exc, sweep.file)
             continue
-        except Exception as exc:  # noqa: BLE001 - one bad value must not end the sweep
-            point.state, point.error = "failed", describe(exc, sweep.file)
-            continue
-        point.run_dir = Path(root) / f"{i + 1}-{sweep.var}={point.value}"
-        start = time.perf_counter()
+        good.append(point)
+    if good and not job.should_stop():
+        path = ss.write_study(sweep, [p.value for p in good], root)
         try:
-            result = compiler.train(spec, quiet=True, run_dir=str(point.run_dir), **sweep.settings, **hooks)
+            study = load_study(path, runs=root)
+        except SpecError as exc:  # settings the trainer refuses (located in the written study file)
+            for point in good:
+                point.state, point.error = "failed", describe(exc, sweep.file)
+            return sweep
+        points = ss.points_by_cell(study, sweep, good)
+        started: dict[int, float] = {}
+
+        def on_progress(info: dict) -> None:
+            point = points[info["cell"]]
+            index = sweep.points.index(point)
+            if point.state == "pending":
+                point.state, started[index] = "running", time.perf_counter()
+            job.report(kind="step", index=index, **ss.step_event(info, sweep.settings.get("epochs", 1)))
+
+        def on_trial(record) -> None:
+            ss.fill_point(points[record.key], record, lambda error: describe_text(error, Path(root) / ss.SPEC_FILE))
+            if record.state == "complete":
+                sweep.metric = record.metric
+
+        try:
+            run_study(study, on_trial=on_trial, on_progress=on_progress, should_stop=job.should_stop)
         except TrainingInterrupted:
-            point.seconds = time.perf_counter() - start
-            point.state = "stopped"
-            for rest in sweep.points[i + 1:]:
-                rest.state = "skipped"
-            break
-        except Exception as exc:  # noqa: BLE001 - SpecError (settings), TrainError, diverged...
-            point.seconds = time.perf_counter() - start
-            point.state, point.error = "failed", describe(exc, sweep.file)
-            continue
-        point.seconds = time.perf_counter() - start
-        best = result.best
-        if best is not None:
-            sweep.metric = metric_of(result.history)
-            point.best, point.best_epoch = best.get(sweep.metric), best.get("epoch")
-        point.state = "done"
+            for index, point in enumerate(sweep.points):
+                if point.state == "running":
+                    point.state, point.seconds = "stopped", time.perf_counter() - started.get(index, time.perf_counter())
+    for point in sweep.points:  # stopped before their turn
+        if point.state in ("pending", "running"):
+            point.state = "skipped"
     return sweep
 
 

@@ -31,11 +31,14 @@ PROGRESS_EVERY = 0.3
 
 def run_study(study: Study, *, workers: int = 1, storage: str | None = None, quiet: bool = True,
               progress: bool = False, on_trial: Callable[[TrialRecord], None] | None = None,
-              should_stop: Callable[[], bool] | None = None, threads: int | None = None) -> list[TrialRecord]:
+              should_stop: Callable[[], bool] | None = None, threads: int | None = None,
+              on_progress: Callable[[dict[str, Any]], None] | None = None) -> list[TrialRecord]:
     """Run the study's trials not done yet (blocking) and return the records of its cells.
 
     `storage`: an Optuna storage URL (default: the SQLite file in the study's directory). With
-    `workers` > 1 the trials run in that many processes (`study.path` must be a file)."""
+    `workers` > 1 the trials run in that many processes (`study.path` must be a file).
+    `on_progress(info)`: after every training step of a one-worker run (`cell`, `total` steps,
+    `epoch`, `global_step`, `loss`), for a caller's own progress (the designer's Sweep tab)."""
     url = storage or study.default_storage
     if workers > 1:
         run_processes(study, workers=workers, storage=url, threads=threads, progress=progress)
@@ -47,8 +50,12 @@ def run_study(study: Study, *, workers: int = 1, storage: str | None = None, qui
                 if on_trial is not None:
                     on_trial(record)
 
-            Worker(study, url, quiet=quiet, should_stop=should_stop, on_trial=finished,
-                   on_progress=lambda info: bars.update(0, info)).run()
+            def stepped(info: dict[str, Any]) -> None:
+                bars.update(0, info)
+                if on_progress is not None:
+                    on_progress(info)
+
+            Worker(study, url, quiet=quiet, should_stop=should_stop, on_trial=finished, on_progress=stepped).run()
         finally:
             bars.close()
     return study_records(study)

@@ -58,7 +58,8 @@ def test_opens_the_default_spec(app):
     assert metric(app, "Parameters") == "288,746"
     assert any(s.startswith("Valid: 11 nodes; outputs classifier [10]") for s in successes(app))
     assert app.get("graphviz_chart"), "the graph is drawn"
-    assert [t.label for t in app.tabs] == ["Design", "Palette", "Summary", "Diff", "Export", "Train", "Sweep"]
+    assert [t.label for t in app.tabs] == ["Design", "Palette", "Summary", "Diff", "Export", "Train", "Sweep",
+                                           "Study"]
 
 
 def test_spec_path_after_double_dash(monkeypatch):

@@ -5,8 +5,10 @@ Opens the app, inserts a block from the palette, picks resnet18 from the zoo, wa
 graph's SVG, downloads it as a file, types an error into the editor and waits for its line
 to be reported; then pastes a tiny spec, starts training in the Train tab, watches the
 progress change and stops the run; runs a 2-value sweep in the Sweep tab; switches to the code
-editor (Ace) and types an error into it. Screenshots (designer-graph.png, designer-error.png,
-designer-train.png, designer-sweep.png) go to a temporary folder, or to docs/screenshots/ when
+editor (Ace) and types an error into it. A second test opens a 2-level study of the tiny spec in
+the Study tab, starts it and sees both trials finish and the report's plot. Screenshots
+(designer-graph.png, designer-error.png, designer-train.png, designer-sweep.png,
+designer-study.png) go to a temporary folder, or to docs/screenshots/ when
 BLOCKGRAPH_SCREENSHOTS=1 (to refresh the pictures the docs show). Skipped when Chromium or
 Playwright is missing.
 """
@@ -247,5 +249,41 @@ def test_designer_in_chromium(server, shots):
             page.get_by_text(re.compile(r"unknown key 'bogus_key'")).first.wait_for()
             ace.locator(".ace_gutter-cell.ace_error").first.wait_for()
             assert ace.locator(".ace_error-marker").count() == 1
+        finally:
+            browser.close()
+
+
+def test_study_tab_in_chromium(server, shots, tmp_path):
+    """Open a 2-level study of the tiny spec in the Study tab, start it, see both trials finish
+    in its table and the report's plot drawn."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from study_support import write_study
+
+    study_file = write_study(tmp_path)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto(server)
+            page.locator('[data-testid="stGraphVizChart"] svg').first.wait_for(timeout=60_000)
+            page.get_by_role("tab", name="Study").click()
+            page.get_by_text("Choose a study file.").wait_for()
+            for label, value in (("Study file", str(study_file)), ("Runs folder", str(tmp_path / "runs"))):
+                box = page.get_by_role("textbox", name=label)
+                box.fill(value)
+                box.press("Enter")
+            page.get_by_text("0 of 2 trials finished").wait_for(timeout=60_000)
+            table = page.locator('[data-testid="stDataFrame"]:visible').first
+            expect(table).to_contain_text("pending")
+            page.get_by_role("button", name="Start study").click()
+            page.get_by_text("2 of 2 trials finished").wait_for(timeout=120_000)
+            page.get_by_role("button", name="Download report.html").wait_for(timeout=60_000)
+            expect(table).to_contain_text("complete")
+            expect(table).not_to_contain_text("pending")
+            plot = page.locator('[data-testid="stImage"] img:visible, [data-testid="stImageContainer"] img:visible')
+            plot.first.wait_for()
+            assert plot.first.evaluate("img => img.naturalWidth") > 100
+            screenshot(page, shots, "designer-study.png")
         finally:
             browser.close()

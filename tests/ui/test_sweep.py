@@ -103,8 +103,13 @@ def test_stop_ends_the_running_value_and_skips_the_rest(tmp_path):
     job.cancel()
     job.join(60)
     assert not job.running and job.error is None
-    assert [p.state for p in sweep.points] == ["stopped", "skipped", "skipped"]
-    assert sweep.points[0].params == params_at(width=4) and sweep.points[1].params is None
+    # the values train in the order the study's grid hands them out: the one whose steps were
+    # reported is stopped, the two others never started
+    running = next(e["index"] for e in job.events() if e["kind"] == "step")
+    assert [p.state for p in sweep.points] == ["stopped" if i == running else "skipped" for i in range(3)]
+    assert sweep.points[running].best is None and sweep.points[running].seconds > 0
+    # every value is measured before the study starts
+    assert [p.params for p in sweep.points] == [params_at(width=4), params_at(width=8), params_at(width=16)]
     fraction, text = sw.progress(sweep, job.events())
     assert fraction == 1.0 and text.startswith("3/3 values")
 
@@ -188,7 +193,9 @@ def test_app_stop_button_stops_the_sweep(app):
     job.join(60)
     app.run()
     assert not app.exception, [e.value for e in app.exception]
-    assert [p.state for p in app.session_state["sweep"].points] == ["stopped", "skipped"]
+    running = next(e["index"] for e in job.events() if e["kind"] == "step")  # the grid's first value
+    assert [p.state for p in app.session_state["sweep"].points] == ["stopped" if i == running else "skipped"
+                                                                    for i in range(2)]
     assert any("sweep 1" in m.value and "stopped" in m.value for m in app.markdown)
     assert not [b for b in app.button if b.key == "sweep_stop"]
 
@@ -199,4 +206,49 @@ def test_a_sweep_whose_page_stopped_beating_stops(tmp_path):
     sweep = sw.Sweep("width", [4, 8], dict(SMALL, epochs=50, train_size=256), TINY)
     sw.start(job, sweep, tmp_path)
     job.join(60)
-    assert not job.running and [p.state for p in sweep.points] == ["stopped", "skipped"]
+    assert not job.running and sorted(p.state for p in sweep.points) == ["skipped", "stopped"]
+
+
+# -- the sweep as a study ---------------------------------------------------------------------------------
+
+
+def test_the_sweep_s_study_file_has_one_factor_a_level_per_value_and_the_sweep_s_settings(tmp_path):
+    from compiler.study import load_study
+    from ui import sweep_study as ss
+
+    sweep = sw.Sweep("width", [4, 8], SMALL, TINY, overrides={"classes": 6}, file="tiny.yaml")
+    study = load_study(ss.write_study(sweep, [4, 8], tmp_path), runs=tmp_path)
+    assert study.factors == {"width": ["4", "8"]}
+    assert [(c.levels, c.seed) for c in study.cells] == [({"width": "4"}, 0), ({"width": "8"}, 0)]
+    assert [compiler.analyze(c.spec).params for c in study.cells] == [params_at(width=4), params_at(width=8)]
+    assert study.document.train == SMALL
+    assert (tmp_path / "spec.yaml").read_text() == TINY  # no extends: the text as it is
+
+
+def test_a_relative_extends_is_made_absolute_so_the_written_spec_finds_its_parent(tmp_path):
+    from ui import sweep_study as ss
+
+    file = ROOT / "specs" / "resnet18.yaml"
+    text = file.read_text()
+    written = ss.spec_text(text, str(file))
+    assert f"extends: {(ROOT / 'specs' / 'resnet50.yaml').as_posix()}" in written.splitlines()
+    assert written.replace(f"{(ROOT / 'specs').as_posix()}/", "") == text  # nothing else changed
+    (tmp_path / "spec.yaml").write_text(written)
+    assert compiler.analyze(compiler.load(tmp_path / "spec.yaml")).params == compiler.analyze(
+        compiler.load(file)).params
+    assert ss.spec_text("extends: /abs/p.yaml\n", str(file)) == "extends: /abs/p.yaml\n"
+
+
+def test_a_study_s_step_progress_reads_as_the_sweep_s_epoch_and_step():
+    from ui import sweep_study as ss
+
+    # 2 epochs of 4 steps: global step 6 is step 2 of epoch 2
+    event = ss.step_event({"cell": "width=4,seed=0", "total": 8, "epoch": 2, "global_step": 6, "loss": 1.5}, 2)
+    assert event == {"epoch": 2, "epochs": 2, "steps": 4, "step": 2, "loss": 1.5}
+
+
+def test_a_record_s_located_error_is_worded_like_the_tab_s_other_errors(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    error = f"<config>:1:1: batch_size: too big\n{spec}:9:20: nodes[0].out: must be > 0\nother.yaml:3:1: x"
+    assert sw.describe_text(error, spec) == ("settings: batch_size: too big; line 9, col 20: nodes[0].out: must be > 0; "
+                                             "other.yaml:3:1: x")

@@ -1,5 +1,6 @@
 """The slot where a background trainer plugs in: one `TrainJob` per browser session for the
-Train tab and one for the Sweep tab (DesignerSession.train / .sweep).
+Train tab, one for the Sweep tab and one for the Study tab (DesignerSession.train / .sweep /
+.study).
 
 The page script never waits on training: the worker is a daemon thread that only reports
 events into a queue and polls `should_stop()`; the Train tab's fragment drains the events once
@@ -18,7 +19,7 @@ from typing import Any, Callable
 class TrainJob:
     """The slot for a background training run of one browser session.
 
-    A trainer (ui/train_panel.py, ui/sweep.py) plugs in through `start(target, ...)`: `target` runs
+    A trainer (ui/train_panel.py, ui/sweep.py, ui/study.py) plugs in through `start(target, ...)`: `target` runs
     in a daemon thread as ``target(*args, job=self, **kwargs)`` and may call
     `job.report(**event)` (progress: epoch, step, loss, metrics...), check
     `job.stop_requested` to stop early, and set `job.weights_path` (a safetensors file) and

@@ -1,5 +1,5 @@
 """What the designer keeps for one browser session (st.session_state["designer"]): the file,
-the last valid view, var bookkeeping, one-shot messages and the two training slots."""
+the last valid view, var bookkeeping, one-shot messages and the three training slots (Train, Sweep, Study)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ class DesignerSession:
     """The training slot (see TrainJob)."""
     sweep: TrainJob = field(default_factory=TrainJob)
     """The Sweep tab's slot: one thread training the values of a sweep in turn (ui/sweep.py)."""
+    study: TrainJob = field(default_factory=TrainJob)
+    """The Study tab's slot: one thread running a study's trials in turn (ui/study.py)."""
 
     @classmethod
     def open_path(cls, path: Path, source: str = "file") -> tuple["DesignerSession", str]:

@@ -18,8 +18,9 @@ def sweep_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
     text = page[state.YAML]
     names = sw.sweepable(s.base_vars)
     st.caption("Pick a var and a few values: each value is measured (parameters, MACs) and trained briefly with "
-               "the same seed and settings, one after the other, in a background thread. The other settings "
-               "(dataset, learning rate, optimizer, device) come from the spec's `train:` section.")
+               "the same seed and settings, one after the other, in a background thread: a one-factor study "
+               "(the Study tab runs whole study files). The other settings (dataset, learning rate, optimizer, "
+               "device) come from the spec's `train:` section.")
     if not names:
         st.info("This spec has no numeric vars to sweep: add one under `vars:` (e.g. `width: 32`) and use it "
                 "as `$width`.")
@@ -45,7 +46,7 @@ def sweep_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
             train_size = c2.number_input("Train images", 1, 10_000_000, key="sweep_train")
             val_size = c3.number_input("Validation images", 1, 10_000_000, key="sweep_val")
             batch = c4.number_input("Batch size", 1, 65_536, key="sweep_batch")
-            busy = job.running or s.train.running
+            busy = job.running or s.train.running or s.study.running
             pressed = st.form_submit_button("Start sweep", disabled=busy, type="primary",
                                             help="One training at a time per session: wait for the Train tab's "
                                                  "run to end." if s.train.running else None)

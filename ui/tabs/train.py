@@ -40,7 +40,8 @@ def train_tab(s: d.DesignerSession, overrides: dict | None = None) -> None:
         device = c6.selectbox("Device", devs, key="train_device")
         train_size = c7.number_input("Train images", 1, 10_000_000, key="train_size")
         val_size = c8.number_input("Validation images", 1, 10_000_000, key="train_val")
-        pressed = st.form_submit_button("Start", disabled=job.running or s.sweep.running, type="primary")
+        pressed = st.form_submit_button("Start", disabled=job.running or s.sweep.running or s.study.running,
+                                        type="primary")
     if pressed:
         problem = tp.check_trainable(text, overrides or {}, s.file)
         if problem:
