@@ -37,6 +37,8 @@ class ProbeSetup:
 
     label: str
     probe: Probe
+    where: dict[str, list[str]] = field(default_factory=dict)
+    """Only the cells with these levels record it (factor -> labels)."""
 
 
 @dataclass
@@ -115,9 +117,8 @@ def load_study(source: str | os.PathLike, *, quick: bool = False, runs: str | os
     out.raise_if_errors()
     assert isinstance(study, StudyDocument)
     spec_paths = _spec_paths(study, doc, path, out)
-    factors = read_factors(study, doc, out)
-    if quick:
-        factors = keep_quick_levels(factors, study, doc, out)
+    all_factors = read_factors(study, doc, out)
+    factors = keep_quick_levels(all_factors, study, doc, out) if quick else all_factors
     seeds = study.quick.seeds if quick and study.quick.seeds else study.seeds
     out.raise_if_errors()
     labels = spec_labels_of(study)
@@ -125,11 +126,12 @@ def load_study(source: str | os.PathLike, *, quick: bool = False, runs: str | os
     probes = _probes(study, doc, checker)
     _check_search(study, doc, out)
     _check_plots(study, doc, out, [*(["spec"] if len(labels) > 1 else []), *factors], probes)
+    _check_probe_where(probes, _levels_shown(labels, all_factors), doc, out)
     out.raise_if_errors()
     variants = Variants(study, doc, spec_paths, quick, out)
     cells = [cell for plan in plans if (cell := _cell(plan, variants, probes, doc, out, study.objective)) is not None]
     out.raise_if_errors()
-    shown = {**({"spec": labels} if len(labels) > 1 else {}), **{f: [lv.label for lv in levels] for f, levels in factors.items()}}
+    shown = _levels_shown(labels, factors)
     out_dir = Path(runs) / (f"study-{study.name}-quick" if quick else f"study-{study.name}")
     return Study(name=study.name, path=path, text=doc.text, document=study, quick=quick, factors=shown,
                  cells=cells, out_dir=out_dir)
@@ -143,14 +145,26 @@ def _cell(plan: CellPlan, variants: Variants, probes: list[tuple[int, ProbeSetup
     settings = variants.settings(plan, variant)
     if settings is None:
         return None
-    for index, setup in probes:
+    here = [(index, setup) for index, setup in probes if _probed_in(setup, plan)]
+    for index, setup in here:
         reason = setup.probe.applies_to(variant.spec, variant.analysis)
         if reason:
-            out.error(doc.loc(("probes", index)), f"probe {setup.label!r} does not apply to cell {plan.key}: {reason}",
-                      f"probes[{index}]")
-    setups = [setup for _, setup in probes]
+            out.error(doc.loc(("probes", index)), f"probe {setup.label!r} does not apply to cell {plan.key}: {reason}"
+                      f"{'' if setup.where else ' (`where:` limits a probe to some levels)'}", f"probes[{index}]")
+    setups = [setup for _, setup in here]
     return Cell(key=plan.key, levels=plan.labels, seed=plan.seed, spec_label=plan.spec_label, variant=variant,
                 train=settings, probes=setups, fingerprint=_fingerprint(variant, settings, setups, objective))
+
+
+def _levels_shown(spec_labels: list[str], factors: dict[str, Any]) -> dict[str, list[str]]:
+    """factor -> its level labels, `spec` first when the study has several specs."""
+    return {**({"spec": spec_labels} if len(spec_labels) > 1 else {}),
+            **{factor: [level.label for level in levels] for factor, levels in factors.items()}}
+
+
+def _probed_in(setup: ProbeSetup, plan: CellPlan) -> bool:
+    labels = plan.labels
+    return all(labels.get(factor) in wanted for factor, wanted in setup.where.items())
 
 
 def _fingerprint(variant: Variant, settings: dict[str, Any], probes: list[ProbeSetup], objective: Any) -> str:
@@ -194,8 +208,23 @@ def _probes(study: StudyDocument, doc: Document, checker: Checker) -> list[tuple
         if label in seen:
             checker.error(path, f"two probes record under {label!r}: give one a `label:`")
         seen.add(label)
-        setups.append((index, ProbeSetup(label=label, probe=probe)))
+        setups.append((index, ProbeSetup(label=label, probe=probe, where=entry.where)))
     return setups
+
+
+def _check_probe_where(probes: list[tuple[int, ProbeSetup]], shown: dict[str, list[str]], doc: Document,
+                       out: Collector) -> None:
+    """A probe's `where:` names factors and labels the study has (else it would quietly never run)."""
+    for index, setup in probes:
+        for factor, labels in setup.where.items():
+            loc = doc.key_loc(("probes", index, "where", factor))
+            if factor not in shown:
+                out.error(loc, f"no factor is named {factor!r}{did_you_mean(factor, list(shown))} "
+                          f"(the factors: {', '.join(shown) or 'none'})", "")
+                continue
+            for label in labels:
+                if label not in shown[factor]:
+                    out.error(loc, f"factor {factor!r} has no level {label!r} (its levels: {', '.join(shown[factor])})", "")
 
 
 def _check_search(study: StudyDocument, doc: Document, out: Collector) -> None:

@@ -25,6 +25,15 @@ def _as_label(value: Any) -> Any:
     return value
 
 
+def labels_as_text(value: Any) -> Any:
+    """A `where:` map (factor -> a label or a list of labels) with every label as text;
+    `where: {depth: 20}` means the label "20"."""
+    if not isinstance(value, dict):
+        return value
+    return {factor: [_as_label(v) for v in labels] if isinstance(labels, list) else [_as_label(labels)]
+            for factor, labels in value.items()}
+
+
 class Plot(BaseModel):
     """A figure of the study's results (see docs/studies.md, "Reports and plots")."""
 
@@ -78,11 +87,7 @@ class Plot(BaseModel):
     @field_validator("where", mode="before")
     @classmethod
     def _labels_as_text(cls, value: Any) -> Any:
-        """Level labels are text; `where: {depth: 20}` means the label "20"."""
-        if not isinstance(value, dict):
-            return value
-        return {factor: [_as_label(v) for v in labels] if isinstance(labels, list) else [_as_label(labels)]
-                for factor, labels in value.items()}
+        return labels_as_text(value)
 
     @field_validator("size")
     @classmethod

@@ -73,6 +73,9 @@ def test_quick_keeps_its_levels_seeds_and_budget(tmp_path):
     (("specs: tiny.yaml", "specs: nothere.yaml"), "nothere.yaml", "no such spec file 'nothere.yaml'"),
     (("levels: [4, 8]", "levels: [4, 4]"), "levels: [4, 4]", "two levels labelled '4'"),
     (("width: {var: width, levels: [4, 8]}", "width: [4, 8]"), "width: [4, 8]", "needs `var:` or `train:`"),
+    (("seeds: 1", "seeds: 1\nprobes: [{probe: signal_std, where: {nrom: none}}]"), "nrom", "no factor is named 'nrom'"),
+    (("seeds: 1", "seeds: 1\nprobes: [{probe: signal_std, where: {norm: group}}]"), "norm: group",
+     "factor 'norm' has no level 'group' (its levels: batch, none)"),
 ])
 def test_mistakes_are_located_in_the_study_file(tmp_path, change, located_at, expected):
     path = write_study(tmp_path, TINY_STUDY.replace(*change))
@@ -93,6 +96,20 @@ def test_a_probe_that_does_not_apply_is_an_error_before_training(tmp_path):
     path = write_study(tmp_path, TINY_STUDY.replace("seeds: 1", "seeds: 1\nprobes: [{probe: signal_std, layers: recurrent}]"))
     problems = _problems(path)
     assert any("probe 'signal_std' does not apply to cell width=4,norm=batch,seed=0" in p for p in problems), problems
+
+
+def test_a_probe_with_where_is_recorded_only_in_those_cells(tmp_path):
+    # which cells carry a probe, and a probe that would be refused elsewhere is checked only there
+    probes = "probes: [{probe: signal_std, where: {width: 8, norm: [none]}}, {probe: filter_similarity}]"
+    study = load_study(write_study(tmp_path, TINY_STUDY.replace("seeds: 1", "seeds: 1\n" + probes)))
+    carried = {cell.key: [setup.label for setup in cell.probes] for cell in study.cells}
+    assert carried == {"width=4,norm=batch,seed=0": ["filter_similarity"],
+                       "width=4,norm=none,seed=0": ["filter_similarity"],
+                       "width=8,norm=batch,seed=0": ["filter_similarity"],
+                       "width=8,norm=none,seed=0": ["signal_std", "filter_similarity"]}
+    recurrent = "probes: [{probe: signal_std, layers: recurrent, where: {width: 8}}]"
+    problems = _problems(write_study(tmp_path, TINY_STUDY.replace("seeds: 1", "seeds: 1\n" + recurrent)))
+    assert {p.split("cell ")[1].split(":")[0] for p in problems} == {"width=8,norm=batch,seed=0", "width=8,norm=none,seed=0"}
 
 
 def _node(**args):
