@@ -68,12 +68,20 @@ def factors_of(records: Iterable[TrialRecord]) -> list[str]:
     return list(seen)
 
 
+def label_of(record: TrialRecord, factor: str, missing: str | None = None) -> str | None:
+    """The record's label for `factor`; `seed` (never a level) is the seed's text, so plots can
+    pick (`where: {seed: 0}`) or split (`by: [seed]`) by it."""
+    if factor == "seed" and factor not in record.levels:
+        return str(record.seed)
+    return record.levels.get(factor, missing)
+
+
 def selected(records: Iterable[TrialRecord], where: dict[str, list[str]] | None = None,
              states: tuple[str, ...] = ("complete",)) -> list[TrialRecord]:
     """The records in `states` whose levels are among `where`'s labels for each factor it names."""
     where = where or {}
     return [r for r in records if r.state in states
-            and all(r.levels.get(factor) in labels for factor, labels in where.items())]
+            and all(label_of(r, factor) in labels for factor, labels in where.items())]
 
 
 def group(records: Iterable[TrialRecord], by: list[str],
@@ -84,7 +92,7 @@ def group(records: Iterable[TrialRecord], by: list[str],
     order = order or {}
     groups: dict[tuple[str, ...], Group] = {}
     for record in records:
-        labels = tuple(record.levels.get(factor, "-") for factor in by)
+        labels = tuple(label_of(record, factor, "-") for factor in by)
         groups.setdefault(labels, Group(levels=dict(zip(by, labels)))).records.append(record)
 
     def rank(labels: tuple[str, ...]) -> list[Any]:

@@ -12,7 +12,7 @@ import pydantic
 import pytest
 import yaml
 
-from compiler.study.cells import natural_key, trial_value
+from compiler.study.cells import group, natural_key, selected, trial_value
 from compiler.study.figures import PlotInputs
 from compiler.study.drawing import draw_plots
 from compiler.study.metric_plots import draw_metric_plot
@@ -137,3 +137,11 @@ def test_the_docs_example_plots_are_valid_entries():
     assert len(entries) >= 6
     plots = [Plot.model_validate(entry) for entry in entries]
     assert {plot.kind for plot in plots} == {"curve", "bar", "scatter", "probe"}
+
+
+def test_where_and_by_can_name_the_seed():
+    records = make_records()
+    seeds = sorted({r.seed for r in records if r.state == "complete"})
+    first = selected(records, {"seed": [str(seeds[0])]})
+    assert first and {r.seed for r in first} == {seeds[0]}
+    assert [g.levels["seed"] for g in group(selected(records), ["seed"])] == [str(s) for s in seeds]
