@@ -138,9 +138,15 @@ def _lesion(plot: Plot, data: ProbeData, title: str) -> Drawing:
     if not (has_blocks if show == "blocks" else has_k):
         what = "deleted blocks' errors" if show == "blocks" else "errors per number of deletions k"
         raise MissingData(f"probe {plot.probe!r} recorded no {what}")
-    figure, axes = _series_figure(plot, title, 1)
-    ax, notes, names = axes[0], [], None
+    # Nets whose blocks differ (a ResNet's blocks, a plain net's layers) get a panel each, so
+    # every panel's ticks name its own blocks.
+    names_of = {tuple(s.names) for level in data.levels for r in level.results if (s := _block_series(r))}
+    apart = show == "blocks" and len(names_of) > 1
+    figure, axes = _series_figure(plot, title, len(data.levels) if apart else 1)
+    notes: list[str] = []
+    names_on: dict[int, list[str]] = {}
     for index, level in enumerate(data.levels):
+        ax = axes[index] if apart else axes[0]
         if show == "k":
             series = [_k_series(r) for r in level.results]
             k = next((s.k for s in series if s), None)
@@ -150,7 +156,7 @@ def _lesion(plot: Plot, data: ProbeData, title: str) -> Drawing:
             kept = [s for s in series if s]
             drawn = _draw_band(ax, None, [s.errors for s in kept], index, level.label)
             if drawn:
-                names = names or kept[0].names
+                names_on.setdefault(id(ax), kept[0].names)
                 means = seed_band([s.errors for s in kept]).mean
                 strided = [i + 1 for i, stride in enumerate(kept[0].strides) if stride and stride > 1]
                 ax.scatter(strided, [means[i - 1] for i in strided],
@@ -162,14 +168,16 @@ def _lesion(plot: Plot, data: ProbeData, title: str) -> Drawing:
                                label=f"{level.label}: intact")
         if not drawn:
             notes.append(f"{level.label}: probe {plot.probe!r} has no lesion {show} series")
-    if show == "k":
-        ax.set(xlabel="blocks deleted at random (k)", ylabel="error")
-    else:
-        ax.set(xlabel="deleted block (v: stride 2)", ylabel="error")
-        if names and len(names) <= 30:
-            ax.set_xticks(range(1, len(names) + 1), names, rotation=70, fontsize=6)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    for ax in (axes if apart else axes[:1]):
+        if show == "k":
+            ax.set(xlabel="blocks deleted at random (k)", ylabel="error")
+        else:
+            ax.set(xlabel="deleted block (v: stride 2)", ylabel="error")
+            names = names_on.get(id(ax))
+            if names and len(names) <= 30:
+                ax.set_xticks(range(1, len(names) + 1), names, rotation=70, fontsize=6)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
     return Drawing(figure=figure, notes=notes)
 
 
