@@ -148,8 +148,10 @@ class Variants:
                     failed = True
         if failed:
             return None
+        every = [spec_source(variant.spec), *sources]
         try:
-            resolve_config([spec_source(variant.spec), *sources])
+            cfg = resolve_config(every)
+            _check_batch_fits(cfg, every)
         except SpecError as exc:
             for problem in exc.errors:
                 if problem not in self.out.problems:
@@ -166,3 +168,16 @@ class Variants:
     def _loc(self, path: tuple, *rest: str) -> Loc:
         full = path + rest
         return self.doc.key_loc(full) if full in self.doc.key_marks else self.doc.loc(path)
+
+
+def _check_batch_fits(cfg: Any, sources: list[Any]) -> None:
+    """A batch larger than the training set is refused when the run starts; a study says so at
+    `check`, at the setting the study file gave (`train_size` when the batch is the spec's)."""
+    from ..train.config import config_problem
+
+    if cfg.train_size is None or cfg.batch_size <= cfg.train_size:
+        return
+    study_sources = [s for s in sources if s.kind == "file"]
+    key = "batch_size" if any("batch_size" in s.values for s in study_sources) else "train_size"
+    raise config_problem(sources, key, f"batch_size {cfg.batch_size} is larger than the training set "
+                                       f"(train_size {cfg.train_size})")

@@ -73,6 +73,7 @@ def test_quick_keeps_its_levels_seeds_and_budget(tmp_path):
     (("specs: tiny.yaml", "specs: nothere.yaml"), "nothere.yaml", "no such spec file 'nothere.yaml'"),
     (("levels: [4, 8]", "levels: [4, 4]"), "levels: [4, 4]", "two levels labelled '4'"),
     (("width: {var: width, levels: [4, 8]}", "width: [4, 8]"), "width: [4, 8]", "needs `var:` or `train:`"),
+    (("batch_size: 16", "batch_size: 100"), "batch_size: 100", "batch_size 100 is larger than the training set (train_size 64)"),
     (("seeds: 1", "seeds: 1\nprobes: [{probe: signal_std, where: {nrom: none}}]"), "nrom", "no factor is named 'nrom'"),
     (("seeds: 1", "seeds: 1\nprobes: [{probe: signal_std, where: {norm: group}}]"), "norm: group",
      "factor 'norm' has no level 'group' (its levels: batch, none)"),
