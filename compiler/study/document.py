@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..spec.document import ID_PATTERN
-from .plots import Plot, labels_as_text
+from .plots import Labels, Plot, labels_as_text
 
 FORMAT_VERSION = 1
 NAME_PATTERN = ID_PATTERN.pattern
@@ -132,7 +132,7 @@ class ProbeEntry(BaseModel):
     se_excitations, class_maps)."""
     label: str | None = None
     """The name its results go under (default: the probe's name; give one to record a probe twice)."""
-    where: dict[str, list[str]] = Field(default_factory=dict)
+    where: dict[str, Labels] = Field(default_factory=dict)
     """Only in the cells whose levels are these: factor -> a label or a list of labels (a probe
     of SE excitations where a level adds the SE blocks: `where: {se: on}`)."""
 

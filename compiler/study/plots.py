@@ -9,12 +9,19 @@ probe_plots.py and figures.py), imported only by the report.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 PlotKind = Literal["curve", "bar", "scatter", "probe"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+_ONE_LABEL = {"type": ["string", "number"]}
+Labels = Annotated[list[str], WithJsonSchema({"anyOf": [_ONE_LABEL, {"type": "array", "items": _ONE_LABEL}]})]
+"""A `where:` value: one level label or a list of them (numbers are labels' text)."""
+Names = Annotated[list[str], WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})]
+"""A factor name or a list of them."""
 
 
 def _as_label(value: Any) -> Any:
@@ -51,7 +58,7 @@ class Plot(BaseModel):
     """`scatter`: the number on the x axis (`params`, `macs`, `value` or a metrics key; required).
     `bar`: a factor whose levels are the groups along the axis (bars of the levels of `by` in
     each). `curve`: `epoch` (default) or `step`."""
-    by: list[str] | None = None
+    by: Names | None = None
     """The factors whose levels get their own line, bar or colour (a name or a list). Default:
     every factor of the study (but `x`'s). Seeds are never a level: they are averaged."""
     at: Literal["best", "final"] = "best"
@@ -66,7 +73,7 @@ class Plot(BaseModel):
     landscape `loss_range`, `grad_distance_max` or `beta` (default each there is); lesion
     `blocks` (error per deleted block) or `k` (error per number of random deletions);
     dense_weights and se_excitations a block name (default the first blocks)."""
-    where: dict[str, list[str]] = Field(default_factory=dict)
+    where: dict[str, Labels] = Field(default_factory=dict)
     """Only the trials whose levels are these: factor -> a label or a list of labels."""
     log_y: bool | None = None
     """A logarithmic y axis (default: on for signal_std, off otherwise)."""

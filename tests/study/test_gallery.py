@@ -40,21 +40,59 @@ def test_every_gallery_study_loads_and_validates(path):
         assert study.cells and study.document.about and study.document.plots
 
 
-def test_stacked_3x3_quick_runs_and_reports(tmp_path):
-    path = ROOT / "studies" / "stacked_3x3.yaml"
+ALWAYS = {"stacked_3x3.yaml", "depth_residual.yaml"}
+"""The quick forms run on every `-m "not slow"` run too; the others are marked slow (CI runs all)."""
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory):
+    """study file -> the folder its quick form ran in, each study run once for the module."""
+    done: dict[Path, Path] = {}
+
+    def run(path: Path) -> Path:
+        if path not in done:
+            runs = tmp_path_factory.mktemp(path.stem)
+            _run_quick(path, runs)
+            done[path] = runs
+        return done[path]
+    return run
+
+
+def _run_quick(path: Path, runs: Path) -> None:
+    """`study run --quick` then `study report --quick` through the CLI (the report in runs/report)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-m", "compiler", "study", "run", str(path), "--quick", "--quiet",
-                          "--runs", str(tmp_path)], capture_output=True, text=True, env=env, timeout=600)
-    assert run.returncode == 0, run.stderr
-    report = subprocess.run([sys.executable, "-m", "compiler", "study", "report", str(path), "--quick", "--runs",
-                             str(tmp_path), "-o", str(tmp_path / "report")], capture_output=True, text=True,
-                            env=env, timeout=600)
-    assert report.returncode == 0, report.stderr
-    summary = json.loads((tmp_path / "report" / "results.json").read_text())["summary"]
+    for command in (["run", str(path), "--quick", "--quiet", "--runs", str(runs)],
+                    ["report", str(path), "--quick", "--runs", str(runs), "-o", str(runs / "report")]):
+        done = subprocess.run([sys.executable, "-m", "compiler", "study", *command], capture_output=True, text=True,
+                              env=env, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.name, marks=[] if p.name in ALWAYS else [pytest.mark.slow])
+                                  for p in STUDIES])
+def test_every_quick_form_runs_and_reports(path, quick_runs):
+    study = load_study(path, quick=True)
+    runs = quick_runs(path)
+    rows = json.loads((runs / "report" / "results.json").read_text())["trials"]
+    assert sorted(row["key"] for row in rows) == sorted(cell.key for cell in study.cells)
+    # a quick form may show a failure the study is about (a run that diverges), never a refusal
+    assert {row["state"] for row in rows} <= {"complete", "failed"}
+    assert any(row["state"] == "complete" for row in rows)
+    drawn = sorted(p.stem for p in (runs / "report" / "plots").glob("*.png"))
+    assert len(drawn) == len(study.document.plots), drawn
+    records = [json.loads(line) for line in (runs / study.out_dir.name / "results.jsonl").open()]
+    for record in records:
+        if record["state"] == "complete":
+            wanted = {setup.label for setup in study.cell(record["key"]).probes}
+            assert set(record["probes"]) == wanted, record["key"]
+
+
+def test_stacked_3x3_counts_the_weights_it_saves(quick_runs):
+    runs = quick_runs(ROOT / "studies" / "stacked_3x3.yaml")
+    summary = json.loads((runs / "report" / "results.json").read_text())["summary"]
     params = {row["filter"]: row["params"] for row in summary}
     # counted by hand: stage 1, 16 -> 16 -> 16 (3x3 pair) against 16 -> 16 (5x5); stage 2,
     # 16 -> 32 -> 32 against 16 -> 32; the removed convs' batch norms (2 per channel) go too
     stage1 = 25 * 16 * 16 - (9 * 16 * 16 + 9 * 16 * 16)
     stage2 = 25 * 16 * 32 - (9 * 16 * 32 + 9 * 32 * 32)
     assert params["5x5"] - params["3x3+3x3"] == stage1 + stage2 - 2 * 16 - 2 * 32
-    assert sorted((tmp_path / "report" / "plots").glob("*.png"))
