@@ -110,6 +110,14 @@ def _run(study, args) -> int:
 def _report(study, args) -> int:
     from .reporting import study_report
 
+    from .runner import outdated_records, study_records
+
     files = study_report(study, Path(args.output), storage=args.storage)
     print(f"{files.markdown}, {files.html}, {files.results_csv} and {len(files.plots)} plots")
+    done = {record.key for record in study_records(study, args.storage)}
+    print(f"{len(done)} of {len(study.cells)} cells have a finished trial")
+    outdated = outdated_records(study, args.storage)
+    if outdated:
+        print(f"note: {outdated} cells were trained with an older version of the study file (other settings) and "
+              "are left out: run the study again to train them", file=sys.stderr)
     return 0

@@ -127,7 +127,9 @@ def write_report(*, study_name: str, study_text: str, records: list[TrialRecord]
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    factors = factors_of(records)
+    # the study file's factor order (`order` lists them so), then any other the records name
+    found = factors_of(records)
+    factors = [f for f in (order or {}) if f in found] + [f for f in found if f not in (order or {})]
     levels = list(level_columns(factors).values())
     trials = trial_rows(records, factors)
     summary = summary_rows(records, factors, order)

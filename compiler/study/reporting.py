@@ -13,8 +13,7 @@ from .runner import study_records
 
 def study_report(study: Study, out_dir: str | Path, storage: str | None = None) -> ReportFiles:
     """Write the report of every finished trial of `study` into `out_dir`."""
-    cell = study.cells[0] if study.cells else None
-    kinds = {p.label: p.probe.name for p in cell.probes} if cell is not None else {}
+    kinds = {p.label: p.probe.name for cell in study.cells for p in cell.probes}
     title = f"{study.name} (quick)" if study.quick else study.name
     return write_report(study_name=study.name, study_text=study.text, records=study_records(study, storage),
                         plots=list(study.document.plots), out_dir=out_dir, title=title, order=study.factors,

@@ -253,9 +253,22 @@ def storage_records(study: Study, storage_url: str) -> list[TrialRecord]:
 
 def study_records(study: Study, storage_url: str | None = None) -> list[TrialRecord]:
     """Every finished trial's record: the storage's (if given) and this machine's results.jsonl."""
-    merged = {r.key: r for r in (storage_records(study, storage_url) if storage_url else [])}
-    merged.update({r.key: r for r in read_records(study.results_path)})
     current = {cell.key: cell.fingerprint for cell in study.cells}
     order = {key: i for i, key in enumerate(current)}
-    kept = [r for r in merged.values() if current.get(r.key) == r.fingerprint]  # this study file's cells only
+    kept = [r for r in _every_record(study, storage_url) if current.get(r.key) == r.fingerprint]  # this file's cells only
     return sorted(kept, key=lambda r: (order[r.key], r.trial))
+
+
+def outdated_records(study: Study, storage_url: str | None = None) -> int:
+    """How many cells have a record only from an older version of the study file (other settings):
+    the report leaves them out until the study runs again."""
+    current = {cell.key: cell.fingerprint for cell in study.cells}
+    records = _every_record(study, storage_url)
+    fresh = {r.key for r in records if current.get(r.key) == r.fingerprint}
+    return len({r.key for r in records if r.key in current and r.key not in fresh})
+
+
+def _every_record(study: Study, storage_url: str | None) -> list[TrialRecord]:
+    merged = {r.key: r for r in (storage_records(study, storage_url) if storage_url else [])}
+    merged.update({r.key: r for r in read_records(study.results_path)})
+    return list(merged.values())

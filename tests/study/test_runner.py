@@ -16,6 +16,7 @@ import pytest
 
 from compiler.study import load_study, run_study, study_report
 from compiler.study.records import read_records
+from compiler.study.runner import outdated_records, study_records
 from compiler.study.trial import trial_dir
 
 from study_files import TINY_STUDY, write_study
@@ -155,7 +156,9 @@ def test_a_changed_study_file_trains_only_the_cells_it_changed(tmp_path, monkeyp
     assert len(second) == 4
     assert all(second[key].to_json() == record.to_json() for key, record in first.items())
     path.write_text(path.read_text().replace("epochs: 1", "epochs: 2"))  # every cell changed: all train
-    third = run_study(load_study(path))
+    changed = load_study(path)
+    assert study_records(changed) == [] and outdated_records(changed) == 4  # the report says so
+    third = run_study(changed)
     assert len(third) == 4 and all(len(r.history) == 2 for r in third)
 
 
