@@ -84,12 +84,14 @@ class ProbeRecorder:
         if measured:
             self._save()
 
-    def finish(self, last_step: int) -> dict[str, Any]:
-        """Run the `end` probes on the trained model; every probe's result by label."""
+    def finish(self, last_step: int | None) -> dict[str, Any]:
+        """Run the `end` probes on the trained model (not when `last_step` is None: a run that
+        failed has no trained model, but what was measured before it failed is kept); every
+        probe's result by label."""
         out: dict[str, Any] = {}
         for label, probe in self.probes:
             when = probe_when(probe)
-            if when == "end" and self._model is not None and self._batch is not None:
+            if when == "end" and last_step is not None and self._model is not None and self._batch is not None:
                 self.results[label] = probe.measure(self._context(*self._batch, step=last_step, lr=self._lr))
             if label not in self.results:
                 continue

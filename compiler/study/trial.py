@@ -90,6 +90,7 @@ def run_trial(study: Study, cell: Cell, trial_number: int, *, quiet: bool = Fals
             result = train(cell.spec, settings, quiet=quiet, on_start=on_start, on_step=on_step,
                            should_stop=should_stop)
     except TrainingDiverged as exc:
+        record.probes = recorder.finish(None)  # the probes at init and at the steps before it diverged
         return _ended(record, "failed", str(exc), run_dir, study, start)
     except (SpecError, TrainError) as exc:
         return _ended(record, "refused" if isinstance(exc, SpecError) else "failed", str(exc), run_dir, study, start)

@@ -186,3 +186,14 @@ def test_the_records_kept_in_the_storage_report_every_machines_trials(tmp_path, 
     assert done.returncode == 0, done.stderr
     rows = json.loads((tmp_path / "report" / "results.json").read_text())["trials"]
     assert sorted((row["key"], row["value"]) for row in rows) == sorted((r.key, r.value) for r in ran)
+
+
+def test_a_diverged_trial_is_failed_and_keeps_what_its_probes_measured_before(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = TINY_STUDY.replace("levels: [4, 8]", "levels: [8]").replace("seeds: 1", "seeds: 1\nprobes: [{probe: signal_std}]")
+    study = load_study(write_study(tmp_path, text.replace("batch_size: 16,", "batch_size: 16, lr: 1.0e+12,")))
+    records = {r.key: r for r in run_study(study)}
+    diverged = records["width=8,norm=none,seed=0"]  # no norm to tame a step of 1e12
+    assert diverged.state == "failed" and "nan" in diverged.error
+    measured = diverged.probes["signal_std"]  # measured at init, before the first step
+    assert len(measured["activation_std"]) == 3 and all(v > 0 for v in measured["activation_std"])
