@@ -105,6 +105,8 @@ class Sample:
     map: np.ndarray | None
     label: Any
     prediction: Any
+    image: np.ndarray | None = None
+    """The input image ([H, W, C] in [0, 1]) the map is laid over, when the probe kept it."""
 
 
 def _samples(result: dict) -> list[Sample]:
@@ -113,7 +115,8 @@ def _samples(result: dict) -> list[Sample]:
     samples = result.get("samples")
     if isinstance(samples, list) and all(isinstance(s, dict) for s in samples):
         return [Sample(map=matrix(first(s, "map", "cam", "heatmap")), label=first(s, "label", "target"),
-                       prediction=first(s, "prediction", "predicted")) for s in samples]
+                       prediction=first(s, "prediction", "predicted"), image=_image(s.get("image")))
+                for s in samples]
     maps = result.get("maps")
     if isinstance(maps, list):
         labels = result.get("labels") if isinstance(result.get("labels"), list) else []
@@ -121,6 +124,17 @@ def _samples(result: dict) -> list[Sample]:
         return [Sample(map=matrix(m), label=labels[i] if i < len(labels) else None,
                        prediction=predictions[i] if i < len(predictions) else None) for i, m in enumerate(maps)]
     return []
+
+
+def _image(value) -> np.ndarray | None:
+    """An [H][W][C] list of [0, 1] pixels with 1 or 3 channels, else None (drawn without it)."""
+    try:
+        image = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if image.ndim != 3 or image.shape[2] not in (1, 3) or not np.isfinite(image).all():
+        return None
+    return np.clip(image, 0.0, 1.0)
 
 
 def _class_name(value, classes) -> str:
@@ -144,7 +158,14 @@ def _class_maps(plot: Plot, data: ProbeData, title: str) -> Drawing:
             if column >= len(samples):
                 continue
             sample = samples[column]
-            ax.imshow(sample.map, cmap="magma", interpolation="nearest")
+            if sample.image is not None:  # the map, stretched over the image it was computed from
+                height, width = sample.image.shape[:2]
+                ax.imshow(sample.image[..., 0] if sample.image.shape[2] == 1 else sample.image,
+                          cmap="gray" if sample.image.shape[2] == 1 else None, interpolation="nearest")
+                ax.imshow(sample.map, cmap="magma", alpha=0.55, interpolation="bilinear",
+                          extent=(-0.5, width - 0.5, height - 0.5, -0.5))
+            else:
+                ax.imshow(sample.map, cmap="magma", interpolation="nearest")
             label, prediction = _class_name(sample.label, classes), _class_name(sample.prediction, classes)
             mark = "" if label == prediction else " (wrong)"
             ax.set_title(f"{level.label}\n{label} -> {prediction}{mark}", fontsize=7)

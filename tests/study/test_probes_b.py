@@ -382,6 +382,9 @@ def test_class_maps_of_a_net_in_net_head_are_the_class_channels():
     for i, sample in enumerate(result["samples"]):
         assert torch.allclose(torch.tensor(sample["map"], dtype=torch.float32), features[i, predicted[i]])
         assert sample["prediction"] == int(predicted[i])
+        # the input kept for the plot: [H][W][C], the sample stretched to [0, 1]
+        stretched = (x[i] - x[i].min()) / (x[i].max() - x[i].min())
+        assert torch.allclose(torch.tensor(sample["image"], dtype=torch.float64), stretched.permute(1, 2, 0).double(), atol=1e-3)
 
 
 def test_class_maps_applies_to_gap_classifiers_only():

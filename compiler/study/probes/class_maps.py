@@ -33,6 +33,8 @@ from .graph_edit import NODE, graph_copy, module_over, value_node
 from .scratch import scratch_copy
 
 PASSED_OVER = {"dropout", "flatten", "identity"}
+IMAGE_DECIMALS = 3
+"""The input image kept with each map is for the eye: three decimals of [0, 1] are plenty."""
 """Ops between the gap and the output that change nothing in eval mode but the layout."""
 
 
@@ -119,8 +121,21 @@ class ClassMaps(Probe):
                 rows = _linear_weight(model, head.linear)[predictions[:count]]
                 maps = (rows[:, :, None, None] * features[:count]).sum(dim=1)
         labels = context.target[:count].tolist() if is_classification(logits, context.target) else [None] * count
-        return {"samples": [{"map": maps[i].double().tolist(), "label": labels[i],
-                             "prediction": int(predictions[i])} for i in range(count)],
+        images = _display_images(context.inputs[:count])
+        return {"samples": [{"map": maps[i].double().tolist(), "label": labels[i], "prediction": int(predictions[i]),
+                             **({"image": images[i]} if images is not None else {})} for i in range(count)],
                 "classes": list(range(class_count(context.classes, logits))),
                 "kind": "channel" if head.linear is None else "cam",
                 "feature_map": feature.meta.get(NODE), "gap": head.gap, "linear": head.linear}
+
+
+def _display_images(inputs: torch.Tensor) -> list[list] | None:
+    """Each input image [C, H, W] (1 or 3 channels) as rows of [0, 1] pixels ([H][W][C]),
+    stretched from its own min to max (the dataset's normalisation undone for the eye, not
+    exactly), so a plot can lay the map over what the net saw; None for other inputs."""
+    if inputs.dim() != 4 or inputs.shape[1] not in (1, 3):
+        return None
+    flat = inputs.detach().double().flatten(1)
+    low, high = flat.min(dim=1).values, flat.max(dim=1).values
+    scaled = (inputs.detach().double() - low[:, None, None, None]) / (high - low).clamp_min(1e-12)[:, None, None, None]
+    return [img.permute(1, 2, 0).round(decimals=IMAGE_DECIMALS).tolist() for img in scaled]
