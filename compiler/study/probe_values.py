@@ -52,7 +52,9 @@ class ProbeData:
 def probe_data(plot: Plot, inputs: PlotInputs) -> ProbeData:
     """The results of `plot.probe` per level of `plot.by` (MissingData when no trial has any)."""
     label = plot.probe
-    records = selected(inputs.records, plot.where)
+    # a failed (diverged) trial keeps what its probes measured before it failed (at init, the
+    # steps before): drawn too, it shows why the run failed
+    records = selected(inputs.records, plot.where, states=("complete", "failed"))
     if not records:
         raise MissingData("no complete trial to draw")
     by = plot.by if plot.by is not None else list(dict.fromkeys(f for r in records for f in r.levels))

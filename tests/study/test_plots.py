@@ -18,8 +18,9 @@ from compiler.study.drawing import draw_plots
 from compiler.study.metric_plots import draw_metric_plot
 from compiler.study.plots import Plot, duplicate_names, plot_names
 from compiler.study.probe_plots import draw_probe_plot
+from compiler.study.probe_values import probe_data
 from compiler.study.records import TrialRecord
-from report_records import TRAIN_LOSS, VALUES, make_records
+from report_records import TRAIN_LOSS, VALUES, make_records, probes_of
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "studies.md"
 SMALL = [2.4, 1.8]
@@ -145,3 +146,13 @@ def test_where_and_by_can_name_the_seed():
     first = selected(records, {"seed": [str(seeds[0])]})
     assert first and {r.seed for r in first} == {seeds[0]}
     assert [g.levels["seed"] for g in group(selected(records), ["seed"])] == [str(s) for s in seeds]
+
+
+def test_a_probe_plot_draws_what_a_failed_trial_measured_before_it_failed():
+    records = make_records()
+    diverged = next(r for r in records if r.state == "failed")
+    diverged.probes = probes_of("56", diverged.seed)  # measured at init, before the loss became nan
+    data = probe_data(Plot(kind="probe", probe="signal_std", by=["depth"]), _inputs(records))
+    fifty_six = next(level for level in data.levels if level.label == "56")
+    assert diverged.probes["signal_std"] in fifty_six.results
+    assert len(fifty_six.results) == 1 + sum(1 for r in records if r.state == "complete" and r.levels["depth"] == "56")
