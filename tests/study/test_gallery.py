@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,11 @@ def test_stacked_3x3_counts_the_weights_it_saves(quick_runs):
     stage1 = 25 * 16 * 16 - (9 * 16 * 16 + 9 * 16 * 16)
     stage2 = 25 * 16 * 32 - (9 * 16 * 32 + 9 * 32 * 32)
     assert params["5x5"] - params["3x3+3x3"] == stage1 + stage2 - 2 * 16 - 2 * 32
+
+
+def test_claims_page_has_a_section_for_every_study_and_its_images_exist():
+    page = (ROOT / "docs" / "claims.md").read_text(encoding="utf-8")
+    for path in STUDIES:
+        assert f"`studies/{path.name}`" in page, f"docs/claims.md has no protocol naming studies/{path.name}"
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page)
+    assert images and all((ROOT / "docs" / image).is_file() for image in images), images
