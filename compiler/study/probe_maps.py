@@ -60,15 +60,41 @@ def _dense_weights(plot: Plot, data: ProbeData, title: str) -> Drawing:
             if column >= len(names):
                 ax.set_axis_off()
                 continue
-            image = ax.imshow(blocks[names[column]], cmap="viridis", aspect="auto", interpolation="nearest")
+            grid = blocks[names[column]]
+            # rows are normalised to their largest entry: a fixed 0..1 scale shows how even they
+            # are (a scale fitted to the panel would make 0.8 look like 0)
+            image = ax.imshow(grid, cmap="viridis", aspect="auto", interpolation="nearest", vmin=0.0, vmax=1.0)
             panels.figure.colorbar(image, ax=ax, shrink=0.8)
             ax.set_title(f"{level.label}: {names[column]}", fontsize=8)
-            ax.set_xlabel("source layer", fontsize=7)
+            ax.set_xlabel("source (0: the block's input, s: layer s)", fontsize=7)
             ax.set_ylabel("target layer", fontsize=7)
+            _dense_ticks(ax, grid, transition=names[column] in _transitions(level))
             ax.tick_params(labelsize=6)
         if len(blocks) > columns:
             notes.append(f"{level.label}: {len(blocks) - columns} more blocks not drawn (`show: BLOCK` picks one)")
     return Drawing(figure=panels.figure, notes=notes)
+
+
+def _transitions(level) -> set[str]:
+    """The dense blocks whose heat map has a last row for the transition after them."""
+    found = set()
+    for result in level.results:
+        if isinstance(result.get("transitions"), dict):
+            found.update(str(name) for name in result["transitions"])
+    return found
+
+
+def _dense_ticks(ax, grid: np.ndarray, transition: bool) -> None:
+    """Integer ticks: sources 0..L, target layers 1..L and the transition's row named."""
+    rows, columns = grid.shape
+    step = max(1, columns // 12)
+    ax.set_xticks(range(0, columns, step))
+    layers = rows - 1 if transition else rows
+    labels = [str(layer) for layer in range(1, layers + 1)] + (["trans."] if transition else [])
+    shown = list(range(0, rows, max(1, rows // 12)))
+    if transition and rows - 1 not in shown:
+        shown.append(rows - 1)
+    ax.set_yticks(shown, [labels[i] for i in shown])
 
 
 def _se_excitations(plot: Plot, data: ProbeData, title: str) -> Drawing:
