@@ -101,6 +101,10 @@ def _se_excitations(plot: Plot, data: ProbeData, title: str) -> Drawing:
     per_level = _blocks_per_level(plot, data, "excitations", "mean_excitation", "per_class")
     columns = min(max(len(b) for b in per_level), MAX_COLUMNS)
     panels, notes = _grid(plot, data, title, columns)
+    if any(len(level.results) > 1 for level in data.levels):
+        # channel c of one seed's net is not channel c of another's: a mean over seeds blurs them
+        notes.append("the excitations are averaged over seeds, whose channels are different units: "
+                     "`where: {seed: 0}` draws one seed's")
     classes = first(data.levels[0].results[0], "classes", "class_names")
     for row, (level, blocks) in enumerate(zip(data.levels[:MAX_ROWS], per_level)):
         names = list(blocks)

@@ -156,3 +156,10 @@ def test_a_probe_plot_draws_what_a_failed_trial_measured_before_it_failed():
     fifty_six = next(level for level in data.levels if level.label == "56")
     assert diverged.probes["signal_std"] in fifty_six.results
     assert len(fifty_six.results) == 1 + sum(1 for r in records if r.state == "complete" and r.levels["depth"] == "56")
+
+
+def test_se_excitations_over_several_seeds_say_the_channels_differ_between_seeds():
+    plot = Plot(kind="probe", probe="se_excitations", by=["depth"], size=SMALL)
+    assert any("averaged over seeds" in note for note in draw_probe_plot(plot, _inputs(), "t").notes)
+    one_seed = Plot(kind="probe", probe="se_excitations", by=["depth"], where={"seed": [0]}, size=SMALL)
+    assert not any("averaged over seeds" in note for note in draw_probe_plot(one_seed, _inputs(), "t").notes)
