@@ -153,7 +153,14 @@ class Rule(_Model):
     @model_validator(mode="before")
     @classmethod
     def _from_name(cls, value):
-        return {"weight": value} if isinstance(value, str) else value
+        return _weight_shorthand(value)
+
+
+def _weight_shorthand(value):
+    """`he_normal` or `{kind: uniform, a: 0.01}` written where a rule goes is the weight's."""
+    if isinstance(value, str) or (isinstance(value, dict) and "kind" in value):
+        return {"weight": value}
+    return value
 
 
 class _FamilyRules(_Model):
@@ -192,7 +199,7 @@ class NodeInit(_FamilyRules):
     @model_validator(mode="before")
     @classmethod
     def _from_name(cls, value):
-        return {"weight": value} if isinstance(value, str) else value
+        return _weight_shorthand(value)
 
 
 class RecurrentRule(_Model):

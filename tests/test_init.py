@@ -56,6 +56,14 @@ def test_small_uniform_and_normal():
     assert w.std().item() == pytest.approx(0.02, rel=0.05)
 
 
+def test_a_map_with_kind_is_the_weights_rule_and_a_typo_names_the_rules_keys():
+    w = weights(spec("{conv: {kind: uniform, a: 0.05}}"))["c.conv.weight"]  # = {weight: {kind: ...}}
+    assert 0.045 < w.abs().max().item() <= 0.05
+    with pytest.raises(compiler.SpecError) as caught:
+        compiler.load(spec("{conv: {wieght: he_normal}}"))
+    assert "unknown key 'wieght' in conv; did you mean 'weight'? (allowed: weight, bias)" in str(caught.value)
+
+
 def test_bias_policies():
     sd = weights(spec("{bias: {kind: constant, value: 0.1}}"))
     assert torch.all(sd["d.conv.bias"] == 0.1) and torch.all(sd["fc.linear.bias"] == 0.1)

@@ -94,11 +94,10 @@ class Checker:
             root = (origins or {}).get(head, base + ((head,) if head is not None else ()))
             path = root + tuple(loc[1:]) if head is not None else base
             sub_fields, sub_owner = fields, owner
-            if len(loc) > 1:  # a nested model (norm: {...}): list its own keys
-                sub = model.model_fields.get(head)
-                nested = _nested_model(sub.annotation) if sub else None
+            if len(loc) > 1:  # a nested model (norm: {...}, init: {conv: {...}}): list its own keys
+                nested = _innermost_model(model, loc[:-1])
                 if nested is not None:
-                    sub_fields, sub_owner = list(nested.model_fields), str(head)
+                    sub_fields, sub_owner = list(nested[0].model_fields), nested[1]
             message = pydantic_message(err, sub_owner, sub_fields)
             written = self.written(path)
             if isinstance(written, str) and "$" in written and err["type"] != "extra_forbidden":
@@ -150,6 +149,21 @@ class Checker:
             self.error(path, f"{value!r}: {exc}{hint}")
             self.failures += 1
             return FAILED
+
+
+def _innermost_model(model: type[BaseModel], parts: tuple) -> tuple[type[BaseModel], str] | None:
+    """The model that holds the last key of an error's location, and that key's owner's name
+    (`init.conv.wieght` -> Rule, "conv"); list indices and pydantic's union tags are passed over."""
+    current, owner = model, None
+    for part in parts:
+        field = current.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            continue
+        nested = _nested_model(field.annotation)
+        if nested is None:
+            return None
+        current, owner = nested, part
+    return (current, str(owner)) if owner is not None else None
 
 
 def _nested_model(annotation) -> type[BaseModel] | None:
