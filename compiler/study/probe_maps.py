@@ -190,9 +190,9 @@ def _class_maps(plot: Plot, data: ProbeData, title: str) -> Drawing:
             sample = samples[column]
             if sample.image is not None:  # the map, stretched over the image it was computed from
                 height, width = sample.image.shape[:2]
-                ax.imshow(sample.image[..., 0] if sample.image.shape[2] == 1 else sample.image,
-                          cmap="gray" if sample.image.shape[2] == 1 else None, interpolation="nearest")
-                ax.imshow(sample.map, cmap="magma", alpha=0.55, interpolation="bilinear",
+                # the image in grey under the map's colours, so that each is read apart
+                ax.imshow(sample.image.mean(axis=2), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+                ax.imshow(sample.map, cmap="jet", alpha=0.45, interpolation="bilinear",
                           extent=(-0.5, width - 0.5, height - 0.5, -0.5))
             else:
                 ax.imshow(sample.map, cmap="magma", interpolation="nearest")
