@@ -68,8 +68,13 @@ def _per_layer(plot: Plot, data: ProbeData, title: str) -> Drawing:
     log = plot.log_y if plot.log_y is not None else data.kind == "signal_std"
     for ax, key in zip(axes, keys):
         for index, level in enumerate(data.levels):
-            if not _draw_band(ax, None, [numbers(r.get(key)) for r in level.results], index, level.label):
+            series = [numbers(r.get(key)) for r in level.results]
+            if not _draw_band(ax, None, series, index, level.label):
                 notes.append(f"{level.label}: no {key!r} in probe {plot.probe!r}")
+            elif log and any(v is not None and v <= 0 for values in series for v in values):
+                # a log axis drops zeros without a trace: say so (zero init gives exactly 0)
+                notes.append(f"{level.label}: {key} is 0 at some layers, which a log axis cannot show "
+                             "(`log_y: false` draws them)")
         ax.set(xlabel="layer (depth)", ylabel=key, yscale="log" if log else "linear")
         if layers and len(layers) <= 12 and len(data.levels) == 1:
             ax.set_xticks(range(1, len(layers) + 1), [str(n) for n in layers], rotation=60, fontsize=6)

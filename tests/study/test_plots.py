@@ -163,3 +163,13 @@ def test_se_excitations_over_several_seeds_say_the_channels_differ_between_seeds
     assert any("averaged over seeds" in note for note in draw_probe_plot(plot, _inputs(), "t").notes)
     one_seed = Plot(kind="probe", probe="se_excitations", by=["depth"], where={"seed": [0]}, size=SMALL)
     assert not any("averaged over seeds" in note for note in draw_probe_plot(one_seed, _inputs(), "t").notes)
+
+
+def test_zeros_on_a_log_axis_are_named_in_a_note():
+    records = make_records()
+    for record in records:
+        if record.state == "complete" and record.levels["depth"] == "20":
+            record.probes["signal_std"]["activation_std"] = [0.0, 0.0, 0.0]  # a zero-initialised net
+    drawing = draw_probe_plot(Plot(kind="probe", probe="signal_std", by=["depth"], size=SMALL), _inputs(records), "t")
+    assert any(note.startswith("20: activation_std is 0") for note in drawing.notes), drawing.notes
+    assert not any(note.startswith("56:") for note in drawing.notes)
