@@ -21,6 +21,9 @@ and sizes, with weights (10, 10, 5, 5) as torchvision's BoxCoder; `decode_boxes`
 
 Boxes are ``x0, y0, x1, y1`` in input-image pixels everywhere (torchvision's format and the
 `shapes` scenes' edge coordinates).
+
+torchvision.ops is imported inside the functions that use it: importing torchvision takes about
+a second, and every training process imports the tasks, detection or not.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ import math
 from collections.abc import Sequence
 
 import torch
-from torchvision.ops import box_iou, clip_boxes_to_image
 
 BBOX_CLIP = math.log(1000.0 / 16)
 """Largest log size ratio decoded (torchvision's clamp), so exp() cannot overflow."""
@@ -49,6 +51,8 @@ def sliding_windows(image_size: int | Sequence[int], sizes: Sequence[float] = (1
     `stride` whose first point is at (stride / 2, stride / 2). With `clip`, boxes are clipped to
     the image and duplicates (and boxes under one pixel) dropped. Order: size, then ratio, then
     row-major position."""
+    from torchvision.ops import clip_boxes_to_image
+
     if stride <= 0 or not sizes or not ratios or any(s <= 0 for s in sizes) or any(r <= 0 for r in ratios):
         raise ValueError("sliding_windows needs a positive stride and positive sizes and ratios")
     h_img, w_img = _hw(image_size)
@@ -83,6 +87,8 @@ def _unique_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def recall(proposals: torch.Tensor, gt_boxes: torch.Tensor, iou: float = 0.5) -> float:
     """Fraction of ground-truth boxes that some proposal overlaps with IoU >= `iou`."""
+    from torchvision.ops import box_iou
+
     if len(gt_boxes) == 0:
         return 1.0
     if len(proposals) == 0:
@@ -96,6 +102,8 @@ def jitter_boxes(boxes: torch.Tensor, copies: int = 4, scale: float = 0.1,
     """[G * copies, 4]: each box `copies` times, its centre moved by up to `scale` of its width /
     height and each side length scaled by a factor in [1 - scale, 1 + scale] (uniform);
     clipped to the image when `image_size` is given."""
+    from torchvision.ops import clip_boxes_to_image
+
     if copies == 0 or len(boxes) == 0:
         return boxes.new_zeros((0, 4))
     b = boxes.repeat_interleave(copies, dim=0).float()
@@ -137,6 +145,8 @@ def sample_rois(proposals: torch.Tensor, gt_boxes: torch.Tensor, gt_labels: torc
     When there are too few candidates of a kind, some are repeated, so the size is always
     `count`. ``matched`` is the index of the matched ground-truth box, -1 for background.
     Order: foreground first, then background."""
+    from torchvision.ops import box_iou
+
     if count < 1:
         raise ValueError("count must be at least 1")
     gt_boxes = gt_boxes.reshape(-1, 4).float()

@@ -13,6 +13,9 @@ IoU), every other box is pushed to zero confidence with weight lambda_noobj = 0.
 probabilities count only in cells that hold an object. Decoding multiplies confidence by class
 probability (class-specific scores), thresholds, and runs non-maximum suppression per class
 with torchvision.ops.batched_nms.
+
+torchvision.ops is imported inside the functions that use it: importing torchvision takes about
+a second, and every training process imports the tasks, detection or not.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torchvision.ops import batched_nms, box_iou
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ def decode(pred: torch.Tensor, layout: YoloLayout, score_threshold: float = 0.1,
            max_detections: int = 100) -> list[dict[str, torch.Tensor]]:
     """Detections per image: {"boxes": [K, 4] pixels x0, y0, x1, y1 clipped to the image,
     "scores": [K], "labels": [K]}, best first, after per-class non-maximum suppression."""
+    from torchvision.ops import batched_nms
+
     layout.check(pred)
     n, s, b, c = pred.shape[0], layout.grid, layout.boxes, layout.classes
     h_img, w_img = layout.image_size
@@ -149,4 +153,4 @@ def decode(pred: torch.Tensor, layout: YoloLayout, score_threshold: float = 0.1,
     return out
 
 
-__all__ = ["YoloLayout", "box_iou", "decode", "encode", "loss"]
+__all__ = ["YoloLayout", "decode", "encode", "loss"]

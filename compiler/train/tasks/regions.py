@@ -23,7 +23,6 @@ import copy
 import torch
 import torch.fx
 from torch.nn import functional as F
-from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes, roi_align
 
 from ...detection.proposals import box_targets, class_deltas, decode_boxes, sample_rois, sliding_windows
 from ...errors import Problem, SpecError
@@ -164,6 +163,8 @@ class RegionTask(BoxTask):
     def _mask_targets(batch, fg: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """Each foreground region's object mask cut to the region and resized to M x M (as
         torchvision's project_masks_on_boxes does)."""
+        from torchvision.ops import roi_align  # torchvision costs ~1 s to import: only detection runs pay it
+
         rois = batch["rois"].reshape(-1, 4)[fg]
         index = torch.arange(len(fg), device=rois.device, dtype=rois.dtype)[:, None]
         masks = batch["gt_masks"][fg][:, None]
@@ -184,6 +185,8 @@ class RegionTask(BoxTask):
         """Every proposal of each image through the model; per class: softmax score, the box its
         deltas give, NMS; the best `max_detections`. With a mask output, the mask branch runs again
         on the detected boxes and the true class's mask is pasted into the image (bool [K, H, W])."""
+        from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes
+
         n = len(images)
         proposals = self.proposals.to(images.device)
         cls, box = self._boxes_only(model)(images, proposals.expand(n, -1, -1))
