@@ -143,15 +143,25 @@ def measure(text: str, vars: dict[str, Any], file: str) -> tuple[int, int, Any]:
     return analysis.params, analysis.macs, spec
 
 
-def describe(exc: BaseException, file: str) -> str:
-    """A failure as the row shows it: located problems as the designer words them."""
+def describe(exc: BaseException, file: str, study_file: Path | None = None) -> str:
+    """A failure as the row shows it: located problems as the designer words them; a problem of
+    the sweep's settings (in the command line's words, or at the `train:` key of the study file
+    the sweep wrote, `study_file`) as `settings: KEY: ...`."""
     from compiler import SpecError
     from ui.problems import in_page_words, problem_title
 
+    def settings(p) -> bool:
+        if p.loc.file.startswith("<") and p.loc.file not in ("<string>", "<vars>"):
+            return True
+        return study_file is not None and bool(p.loc.file) and Path(p.loc.file) == Path(study_file)
+
+    def key(p) -> str:
+        path = p.path.removeprefix("train.") if p.path else ""
+        return f"{path}: " if path else ""
+
     if isinstance(exc, SpecError):
-        return "; ".join(f"settings: {p.path + ': ' if p.path else ''}{in_page_words(p.message)}"
-                         if p.loc.file.startswith("<") and p.loc.file not in ("<string>", "<vars>")
-                         else problem_title(p, file) for p in exc.errors)
+        return "; ".join(f"settings: {key(p)}{in_page_words(p.message)}" if settings(p) else problem_title(p, file)
+                         for p in exc.errors)
     return f"{type(exc).__name__}: {in_page_words(str(exc))}"
 
 
@@ -203,7 +213,7 @@ def run_sweep(sweep: Sweep, root: Path, *, job) -> Sweep:
             study = load_study(path, runs=root)
         except SpecError as exc:  # settings the trainer refuses (located in the written study file)
             for point in good:
-                point.state, point.error = "failed", describe(exc, sweep.file)
+                point.state, point.error = "failed", describe(exc, sweep.file, study_file=path)
             return sweep
         points = ss.points_by_cell(study, sweep, good)
         started: dict[int, float] = {}

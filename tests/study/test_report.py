@@ -28,7 +28,9 @@ PLOTS = [
     Plot(kind="bar", y="val_loss", at="final", size=SMALL, name="final-loss"),
     Plot(kind="scatter", x="params", log_x=True, size=SMALL),
     *[Plot(kind="probe", probe=name, size=SMALL) for name in
-      ("signal_std", "filter_similarity", "landscape", "lesion", "dense_weights", "se_excitations", "class_maps")],
+      ("signal_std", "filter_similarity", "landscape", "lesion", "dense_weights", "class_maps")],
+    # one seed's excitations (over several seeds the plot notes that their channels differ)
+    Plot(kind="probe", probe="se_excitations", where={"seed": [0]}, size=SMALL),
     Plot(kind="probe", probe="lesion", show="k", size=SMALL),
     Plot(kind="probe", probe="gradient_noise", size=SMALL),
 ]

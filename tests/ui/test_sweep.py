@@ -162,7 +162,7 @@ def test_a_settings_problem_fails_each_value_with_its_message(tmp_path):
     job.join(60)
     point = sweep.points[0]
     assert point.state == "failed" and point.params == params_at(width=4)
-    assert point.error == "settings: batch_size: batch_size 128 is larger than the training set (64 images)"
+    assert point.error == "settings: batch_size: batch_size 128 is larger than the training set (train_size 64)"
 
 
 def test_the_measure_follows_the_task_as_train_result_does():
