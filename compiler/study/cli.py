@@ -34,7 +34,6 @@ def add_study_parser(sub) -> None:
     run.add_argument("--storage", metavar="URL", help="Optuna storage URL (default sqlite:///runs/study-NAME/study.db)")
     run.add_argument("--threads", type=_positive, metavar="T", help="torch threads per worker (default cores // N)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--progress-file", metavar="F", help=argparse.SUPPRESS)
     report = common(commands.add_parser("report", help="results table (CSV, JSON), plots (PNG, SVG) and a page"))
     report.add_argument("--storage", metavar="URL", help="also read the records kept in this Optuna storage")
     report.add_argument("-o", "--output", required=True, metavar="DIR", help="the folder to write the report into")
@@ -82,8 +81,7 @@ def _check(study, args) -> int:
 
 def _run(study, args) -> int:
     from ..train import TrainingInterrupted
-    from .run import ProgressWriter, run_study
-    from .runner import Worker
+    from .run import run_study
 
     if args.threads:
         import torch
@@ -91,9 +89,6 @@ def _run(study, args) -> int:
         torch.set_num_threads(args.threads)
     url = args.storage or study.default_storage
     try:
-        if args.progress_file:  # one of the processes of --workers N
-            Worker(study, url, on_progress=ProgressWriter(Path(args.progress_file))).run()
-            return 0
         records = run_study(study, workers=args.workers, storage=url, progress=not args.quiet, threads=args.threads)
     except TrainingInterrupted:
         print(f"blockgraph study: stopped; `blockgraph study run {args.file}` continues it", file=sys.stderr)

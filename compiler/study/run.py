@@ -1,21 +1,24 @@
 """`run_study`: one worker in this process, or N worker processes on this machine, with progress.
 
-`--workers N` starts N `blockgraph study run --threads T` processes (T = cores // N) on the
+`--workers N` forks N workers of this process (T = cores // N torch threads each) on the
 study's storage and shows their progress (each writes a small progress file) as one bar per
-worker and a bar for the study. Separate processes, not threads: two small trainings each on
-one core beat one training on two cores, since a small net's ops are too short to split
-(benchmarks/study_workers.py measures it). The processes are stopped with this one: on Ctrl-C
-they get SIGTERM (their trials hand their cells back) and on Linux the kernel sends them SIGTERM
-if this process dies.
+worker and a bar for the study. Forked from the loaded process, so that no worker imports torch
+or loads the study again (seconds each, a large share of a small trial). Processes, not threads:
+two small trainings each on one core beat one training on two cores, since a small net's ops are
+too short to split (benchmarks/study_workers.py measures it). The workers are stopped with this
+process: on Ctrl-C they get SIGTERM (their trials hand their cells back) and on Linux the kernel
+sends them SIGTERM if this process dies.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import multiprocessing
 import os
 import signal
-import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -62,46 +65,83 @@ def run_study(study: Study, *, workers: int = 1, storage: str | None = None, qui
 
 
 def run_processes(study: Study, *, workers: int, storage: str, threads: int | None, progress: bool) -> None:
-    if study.path is None:
-        raise ValueError("--workers needs the study as a file (each worker process reads it)")
-    open_study(study, open_storage(storage))  # create the tables and the study once, before the workers race
+    """Fork `workers` worker processes of this one and show their progress until they end.
+
+    Forked, not started afresh: this process has already imported torch and blockgraph, loaded
+    and checked the study and imported what a first training step imports (`preload`), about
+    4 s that each fresh `blockgraph study run` would pay again before its first step."""
+    if threading.active_count() > 1:
+        raise RuntimeError("--workers N forks this process, which must have one thread (run it from the command line)")
+    ready = open_storage(storage)
+    open_study(study, ready)  # create the tables and the study once, before the workers race
+    ready.engine.dispose()  # no database connection crosses the fork: each worker opens its own
+    del ready
+    preload()
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     folder = study.out_dir / "workers"
     folder.mkdir(parents=True, exist_ok=True)
-    procs = []
-    for i in range(workers):
-        command = [sys.executable, "-m", "compiler", "study", "run", str(study.path), "--storage", storage,
-                   "--runs", str(study.out_dir.parent), "--threads", str(threads),
-                   "--progress-file", str(folder / f"{i}.json"), *(["--quick"] if study.quick else [])]
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        log = open(folder / f"{i}.log", "w", encoding="utf-8")
-        procs.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                      preexec_fn=_stop_with_parent))
-        log.close()
+    fork = multiprocessing.get_context("fork")
+    procs = [fork.Process(target=_worker_process, name=f"worker {i}",
+                          args=(study, storage, threads, folder / f"{i}.json", folder / f"{i}.log"))
+             for i in range(workers)]
+    for proc in procs:
+        proc.start()
     bars = ProgressBars(study, workers=workers, shown=progress)
     try:
-        while any(p.poll() is None for p in procs):
+        while any(p.is_alive() for p in procs):
             for i in range(workers):
                 bars.update(i, _read_progress(folder / f"{i}.json"))
             bars.count(len(finished_keys(study)))
             time.sleep(POLL_SECONDS)
+        for proc in procs:
+            proc.join()
     except KeyboardInterrupt:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.wait()
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: its trial stops at the next step and hands its cell back
+        for proc in procs:
+            proc.join()
         raise
     finally:
         bars.close()
-    failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode not in (0,)]
+    failed = [(i, p.exitcode) for i, p in enumerate(procs) if p.exitcode != 0]
     if failed:
         tails = [f"worker {i} exited with {code}:\n{_tail(folder / f'{i}.log')}" for i, code in failed]
         raise RuntimeError("\n".join(tails))
 
 
+PRELOADED = ("torch._dynamo", "compiler.train", "compiler.train.loop", "compiler.fx", "compiler.data.shapes",
+             "safetensors.torch")
+"""What a first training step imports (the first optimizer imports torch._dynamo, about 1.4 s)."""
+
+
+def preload() -> None:
+    """Import what every worker's first trial would import, once, before the workers fork."""
+    for name in PRELOADED:
+        importlib.import_module(name)
+
+
+def _worker_process(study: Study, storage: str, threads: int, progress_file: Path, log_file: Path) -> None:
+    """A forked worker: its output to its log, `threads` torch threads, trials until none is left."""
+    import torch
+
+    from ..train import TrainingInterrupted
+
+    _stop_with_parent()
+    log = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+    try:
+        Worker(study, storage, on_progress=ProgressWriter(progress_file)).run()
+    except TrainingInterrupted:
+        sys.exit(130)
+
+
 def _stop_with_parent() -> None:
-    """In the child, before exec: ask Linux to send SIGTERM when the parent dies."""
+    """In a worker: ask Linux to send it SIGTERM when the parent dies."""
     try:
         import ctypes
 
