@@ -90,7 +90,7 @@ def _run(study, args) -> int:
     url = args.storage or study.default_storage
     try:
         records = run_study(study, workers=args.workers, storage=url, progress=not args.quiet, threads=args.threads)
-    except TrainingInterrupted:
+    except (TrainingInterrupted, KeyboardInterrupt):  # KeyboardInterrupt: Ctrl-C while --workers N run
         print(f"blockgraph study: stopped; `blockgraph study run {args.file}` continues it", file=sys.stderr)
         return 130
     except RuntimeError as exc:

@@ -127,6 +127,7 @@ def _worker_process(study: Study, storage: str, threads: int, progress_file: Pat
 
     from ..train import TrainingInterrupted
 
+    os.setpgid(0, 0)  # out of the terminal's group: Ctrl-C reaches it once, as the parent's SIGTERM
     _stop_with_parent()
     log = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(log, 1)

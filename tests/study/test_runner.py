@@ -76,6 +76,75 @@ def test_two_worker_processes_share_one_study(tmp_path):
     assert all(p["cell"] in {c.key for c in study.cells} for p in progress)  # both workers trained
 
 
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait_for_both_workers(study, proc) -> set[int]:
+    """The worker processes' pids, once each has written its first progress."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the study ended before both workers trained"
+        if all((study.out_dir / "workers" / f"{i}.json").is_file() for i in range(2)):
+            workers = _children(proc.pid)
+            assert len(workers) == 2
+            return workers
+        time.sleep(0.05)
+    raise AssertionError("the workers did not start training")
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "parent killed"])
+def test_the_forked_workers_stop_with_their_command(tmp_path, how):
+    """Ctrl-C (SIGINT to the terminal's process group) stops every worker at a checkpoint and the
+    command exits 130; a parent killed outright takes its workers with it (SIGTERM from the
+    kernel). Either way the study run again finishes every cell."""
+    path = write_study(tmp_path, epochs=4, train_size=2048)
+    command = [sys.executable, "-m", "compiler", "study", "run", str(path), "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    study = load_study(path, runs=tmp_path / "runs")
+    try:
+        workers = _wait_for_both_workers(study, proc)
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 130 and "continues it" in err and "Traceback" not in err
+        else:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        deadline = time.monotonic() + 60
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert len(read_records(study.results_path)) < len(study.cells)  # stopped mid-study
+    done = _cli("study", "run", str(path), "--quiet", cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr
+    records = read_records(study.results_path)
+    assert sorted(r.key for r in records) == sorted(c.key for c in study.cells)
+    assert all(r.state == "complete" and len(r.history) == 4 for r in records)
+
+
 def test_a_killed_study_continues_and_the_killed_trial_resumes_its_checkpoint(tmp_path):
     path = write_study(tmp_path, epochs=4, train_size=256)
     command = [sys.executable, "-m", "compiler", "study", "run", str(path), "--quiet"]
