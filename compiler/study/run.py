@@ -4,8 +4,9 @@
 study's storage and shows their progress (each writes a small progress file) as one bar per
 worker and a bar for the study. Forked from the loaded process, so that no worker imports torch
 or loads the study again (seconds each, a large share of a small trial). Processes, not threads:
-two small trainings each on one core beat one training on two cores, since a small net's ops are
-too short to split (benchmarks/study_workers.py measures it). The workers are stopped with this
+two trainings side by side on one core each win over one training on two cores what threads
+cannot split — Python's work between the ops, drawing the dataset, plots, checkpoints
+(benchmarks/study_workers.py measures it). The workers are stopped with this
 process: on Ctrl-C they get SIGTERM (their trials hand their cells back) and on Linux the kernel
 sends them SIGTERM if this process dies.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import importlib
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -92,7 +94,7 @@ def run_processes(study: Study, *, workers: int, storage: str, threads: int | No
             for i in range(workers):
                 bars.update(i, _read_progress(folder / f"{i}.json"))
             bars.count(len(finished_keys(study)))
-            time.sleep(POLL_SECONDS)
+            multiprocessing.connection.wait([p.sentinel for p in procs if p.is_alive()], timeout=POLL_SECONDS)
         for proc in procs:
             proc.join()
     except KeyboardInterrupt:

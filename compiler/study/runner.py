@@ -31,7 +31,7 @@ HEARTBEAT_SECONDS = 5
 GRACE_SECONDS = 20
 """A running trial whose worker has not beaten for this long is taken as dead and retried."""
 MAX_RETRIES = 5
-WAIT_SECONDS = 1.0
+WAIT_SECONDS = 0.2
 """How often a worker looks again at a cell another live worker is training."""
 CELL_PARAM = "cell"
 STORAGE_WHERE = "<command line>"
