@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from .loader import Study
 from .records import TrialRecord
-from .runner import Worker, finished_keys, open_storage, open_study, study_records, trial_budget
+from .runner import Worker, finished_keys, grid_done, open_storage, open_study, study_records, trial_budget
 
 POLL_SECONDS = 0.5
 PROGRESS_EVERY = 0.3
@@ -74,7 +74,9 @@ def run_processes(study: Study, *, workers: int, storage: str, threads: int | No
     4 s that each fresh `blockgraph study run` would pay again before its first step."""
     if threading.active_count() > 1:
         raise RuntimeError("--workers N forks this process, which must have one thread (run it from the command line)")
-    ready = open_storage(storage)
+    ready = open_storage(storage)  # a storage that cannot be opened is said even when all is done
+    if grid_done(study):
+        return
     open_study(study, ready)  # create the tables and the study once, before the workers race
     ready.engine.dispose()  # no database connection crosses the fork: each worker opens its own
     del ready

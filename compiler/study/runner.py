@@ -100,6 +100,16 @@ def finished_keys(study: Study) -> dict[str, TrialRecord]:
     return {r.key: r for r in read_records(study.results_path) if current.get(r.key) == r.fingerprint}
 
 
+def grid_done(study: Study) -> bool:
+    """Whether a grid study has a record for every cell (a sampled search never knows beforehand)."""
+    if not study.cells:
+        return True
+    if study.document.search.kind != "grid":
+        return False
+    done = finished_keys(study)
+    return all(cell.key in done for cell in study.cells)
+
+
 class Worker:
     """One worker's loop: take trials from the shared study until none is left or stop is asked."""
 
@@ -118,7 +128,7 @@ class Worker:
         from ..train import TrainingInterrupted
 
         storage = open_storage(self.storage_url)  # a storage that cannot be opened is said even when all is done
-        if not self.study.cells or self._all_done():
+        if grid_done(self.study):
             return
         ostudy = open_study(self.study, storage)
         callbacks = [self._stop_when_asked]
@@ -132,14 +142,8 @@ class Worker:
                 hand_back(ostudy, self.current)
             raise
 
-    def _all_done(self) -> bool:
-        if self.study.document.search.kind != "grid":
-            return False
-        done = finished_keys(self.study)
-        return all(cell.key in done for cell in self.study.cells)
-
     def _stop_when_asked(self, ostudy, trial) -> None:
-        if self.should_stop() or (self.study.document.search.kind == "grid" and self._all_done()):
+        if self.should_stop() or grid_done(self.study):
             ostudy.stop()
 
     def _objective(self, ostudy):
