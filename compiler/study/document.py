@@ -133,8 +133,8 @@ class ProbeEntry(BaseModel):
     label: str | None = None
     """The name its results go under (default: the probe's name; give one to record a probe twice)."""
     where: dict[str, Labels] = Field(default_factory=dict)
-    """Only in the cells whose levels are these: factor -> a label or a list of labels (a probe
-    of SE excitations where a level adds the SE blocks: `where: {se: on}`)."""
+    """Only in the cells whose levels are these: factor (or `seed`) -> a label or a list of labels
+    (a probe of SE excitations where a level adds the SE blocks: `where: {se: on}`)."""
 
     @field_validator("where", mode="before")
     @classmethod

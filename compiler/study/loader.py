@@ -126,7 +126,8 @@ def load_study(source: str | os.PathLike, *, quick: bool = False, runs: str | os
     probes = _probes(study, doc, checker)
     _check_search(study, doc, out)
     _check_plots(study, doc, out, [*(["spec"] if len(labels) > 1 else []), *factors], probes)
-    _check_probe_where(probes, _levels_shown(labels, all_factors), doc, out)
+    _check_probe_where(probes, {**_levels_shown(labels, all_factors), "seed": [str(s) for s in study.seeds]},
+                       doc, out)
     out.raise_if_errors()
     variants = Variants(study, doc, spec_paths, quick, out)
     cells = [cell for plan in plans if (cell := _cell(plan, variants, probes, doc, out, study.objective)) is not None]
@@ -163,7 +164,8 @@ def _levels_shown(spec_labels: list[str], factors: dict[str, Any]) -> dict[str, 
 
 
 def _probed_in(setup: ProbeSetup, plan: CellPlan) -> bool:
-    labels = plan.labels
+    """Whether the cell has the probe's `where:` levels (`seed`, never a factor, is the seed's text)."""
+    labels = {**plan.labels, "seed": str(plan.seed)}
     return all(labels.get(factor) in wanted for factor, wanted in setup.where.items())
 
 
@@ -214,7 +216,8 @@ def _probes(study: StudyDocument, doc: Document, checker: Checker) -> list[tuple
 
 def _check_probe_where(probes: list[tuple[int, ProbeSetup]], shown: dict[str, list[str]], doc: Document,
                        out: Collector) -> None:
-    """A probe's `where:` names factors and labels the study has (else it would quietly never run)."""
+    """A probe's `where:` names factors (or `seed`) and labels the study has (else it would quietly
+    never run)."""
     for index, setup in probes:
         for factor, labels in setup.where.items():
             loc = doc.key_loc(("probes", index, "where", factor))
@@ -223,7 +226,11 @@ def _check_probe_where(probes: list[tuple[int, ProbeSetup]], shown: dict[str, li
                           f"(the factors: {', '.join(shown) or 'none'})", "")
                 continue
             for label in labels:
-                if label not in shown[factor]:
+                if label in shown[factor]:
+                    continue
+                if factor == "seed":
+                    out.error(loc, f"the study has no seed {label} (its seeds: {', '.join(shown[factor])})", "")
+                else:
                     out.error(loc, f"factor {factor!r} has no level {label!r} (its levels: {', '.join(shown[factor])})", "")
 
 

@@ -77,6 +77,8 @@ def test_quick_keeps_its_levels_seeds_and_budget(tmp_path):
     (("seeds: 1", "seeds: 1\nprobes: [{probe: signal_std, where: {nrom: none}}]"), "nrom", "no factor is named 'nrom'"),
     (("seeds: 1", "seeds: 1\nprobes: [{probe: signal_std, where: {norm: group}}]"), "norm: group",
      "factor 'norm' has no level 'group' (its levels: batch, none)"),
+    (("seeds: 1", "seeds: 1\nprobes: [{probe: signal_std, where: {seed: 3}}]"), "seed: 3",
+     "the study has no seed 3 (its seeds: 0)"),
 ])
 def test_mistakes_are_located_in_the_study_file(tmp_path, change, located_at, expected):
     path = write_study(tmp_path, TINY_STUDY.replace(*change))
@@ -108,6 +110,9 @@ def test_a_probe_with_where_is_recorded_only_in_those_cells(tmp_path):
                        "width=4,norm=none,seed=0": ["filter_similarity"],
                        "width=8,norm=batch,seed=0": ["filter_similarity"],
                        "width=8,norm=none,seed=0": ["signal_std", "filter_similarity"]}
+    one_seed = "seeds: 2\nprobes: [{probe: signal_std, where: {seed: 1, width: 4}}]"
+    seeded = load_study(write_study(tmp_path, TINY_STUDY.replace("seeds: 1", one_seed)))
+    assert [cell.key for cell in seeded.cells if cell.probes] == ["width=4,norm=batch,seed=1", "width=4,norm=none,seed=1"]
     recurrent = "probes: [{probe: signal_std, layers: recurrent, where: {width: 8}}]"
     problems = _problems(write_study(tmp_path, TINY_STUDY.replace("seeds: 1", "seeds: 1\n" + recurrent)))
     assert {p.split("cell ")[1].split(":")[0] for p in problems} == {"width=8,norm=batch,seed=0", "width=8,norm=none,seed=0"}
