@@ -8,6 +8,8 @@ is being expanded, which decides where its problems are located.
 
 from __future__ import annotations
 
+import functools
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +79,7 @@ class Checker:
         try:
             validated = model.model_validate(data)
         except ValidationError as exc:
-            errors = union_collapsed(exc.errors(include_url=False))
+            errors = union_collapsed(exc.errors(include_url=False), union_members(model))
             errors += quoted_fields(model, data, {e["loc"][0] for e in errors if e["loc"]})
         else:
             errors = quoted_values(data, validated)  # pydantic's lax mode read `out: "16"` as 16
@@ -95,7 +97,7 @@ class Checker:
             path = root + tuple(loc[1:]) if head is not None else base
             sub_fields, sub_owner = fields, owner
             if len(loc) > 1:  # a nested model (norm: {...}, init: {conv: {...}}): list its own keys
-                nested = _innermost_model(model, loc[:-1])
+                nested = _innermost_model(model, tuple(err.get("raw_loc", loc))[:-1])
                 if nested is not None:
                     sub_fields, sub_owner = list(nested[0].model_fields), nested[1]
             message = pydantic_message(err, sub_owner, sub_fields)
@@ -153,24 +155,59 @@ class Checker:
 
 def _innermost_model(model: type[BaseModel], parts: tuple) -> tuple[type[BaseModel], str] | None:
     """The model that holds the last key of an error's location, and that key's owner's name
-    (`init.conv.wieght` -> Rule, "conv"); list indices and pydantic's union tags are passed over."""
-    current, owner = model, None
+    (`init.conv.wieght` -> Rule, "conv"); list indices are passed over, and where a field is a
+    union of models pydantic's tag in the location (the member's class name) picks the member."""
+    current, owner, members = model, None, []
     for part in parts:
+        tagged = next((m for m in members if isinstance(part, str) and m.__name__ == part), None)
+        if tagged is not None:
+            current, members = tagged, []
+            continue
         field = current.model_fields.get(part) if isinstance(part, str) else None
         if field is None:
             continue
-        nested = _nested_model(field.annotation)
-        if nested is None:
+        members = _nested_models(field.annotation)
+        if not members:
             return None
-        current, owner = nested, part
+        current, owner = members[0], part
     return (current, str(owner)) if owner is not None else None
 
 
-def _nested_model(annotation) -> type[BaseModel] | None:
+def _nested_models(annotation) -> list[type[BaseModel]]:
+    """The models inside a field's type, in order (`dict[str, A | list[B | str]]` -> [A, B])."""
+    found: list[type[BaseModel]] = []
     for arg in (typing.get_args(annotation) or (annotation,)):
         if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-        inner = _nested_model(arg) if typing.get_args(arg) else None  # dict[str, A | Model]
-        if inner is not None:
-            return inner
-    return None
+            found.append(arg)
+        elif typing.get_args(arg):
+            found += [m for m in _nested_models(arg) if m not in found]
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def union_members(model: type[BaseModel]) -> frozenset[str]:
+    """The class names of the models that are members of a union somewhere under `model`: pydantic
+    puts them in an error's location as tags, which the user never wrote."""
+    names: set[str] = set()
+    seen: set[type[BaseModel]] = set()
+
+    def walk(current: type[BaseModel]) -> None:
+        if current in seen:
+            return
+        seen.add(current)
+        for field in current.model_fields.values():
+            nested = _nested_models(field.annotation)
+            if len(nested) > 1 or (nested and _is_union_somewhere(field.annotation)):
+                names.update(m.__name__ for m in nested)
+            for inner in nested:
+                walk(inner)
+
+    walk(model)
+    return frozenset(names)
+
+
+def _is_union_somewhere(annotation) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return True
+    return any(_is_union_somewhere(arg) for arg in typing.get_args(annotation))

@@ -126,17 +126,19 @@ def pydantic_message(err: dict, owner: str, fields) -> str:
     return f"{msg[0].lower()}{msg[1:]}, got {describe(got)}"
 
 
-def union_collapsed(errors: list[dict]) -> list[dict]:
+def union_collapsed(errors: list[dict], models: frozenset[str] = frozenset()) -> list[dict]:
     """`int | tuple[int, int]` fails once per member; report the most specific member only.
     Union members appear in pydantic's loc as type names ('int', 'tuple[int,int]',
-    'literal[...]'): we drop those segments and keep one error per path."""
+    'literal[...]', a model's class name: `models`): we drop those segments and keep one error
+    per path. Each error keeps pydantic's own loc as `raw_loc` (it says which member failed)."""
     seen: dict[tuple, dict] = {}
+    tags = UNION_MODELS | models
     for err in errors:
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in (
             "int", "float", "str", "bool", "none", "function-after", "function-before", "function-wrap")
             or p.startswith(("constrained-", "function-", "lax-", "json-or-python", "union["))
-            or p in UNION_MODELS)))
-        err = {**err, "loc": loc}
+            or p in tags)))
+        err = {**err, "loc": loc, "raw_loc": err["loc"]}
         prev = seen.get(loc)
         # prefer a bound violation of the scalar member over "expected a list" of the tuple member
         if prev is None or (prev["type"] in ("tuple_type", "list_type", "literal_error", "none_required")

@@ -87,6 +87,15 @@ def test_mistakes_are_located_in_the_study_file(tmp_path, change, located_at, ex
     assert any(p.startswith(f"{path}:{line}:") and expected in p for p in problems), problems
 
 
+def test_a_mistake_in_a_list_form_level_is_one_error_with_the_levels_keys(tmp_path):
+    # pydantic tries both forms of a factor (a map with levels:, a list of levels): only the one
+    # the user wrote is reported, with its own keys
+    path = write_study(tmp_path, TINY_STUDY.replace("{label: none, patch", "{label: none, pach"))
+    problems = _problems(path)
+    assert problems == [f"{path}:{_line_of(path, 'pach:')}:21: factors.norm[1].pach: unknown key 'pach' in factors; "
+                        "did you mean 'patch'? (allowed: label, vars, patch, train, specs)"]
+
+
 def test_a_patch_that_breaks_the_spec_names_the_level_and_the_spec_problem(tmp_path):
     path = write_study(tmp_path, TINY_STUDY.replace("{norm: null}", "{k: 0}"))
     problems = _problems(path)
