@@ -136,11 +136,37 @@ class Worker:
             callbacks.append(optuna.study.MaxTrialsCallback(
                 trial_budget(self.study), states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
         try:
-            ostudy.optimize(self._objective(ostudy), callbacks=callbacks, catch=(), gc_after_trial=False)
+            while True:
+                ostudy.optimize(self._objective(ostudy), callbacks=callbacks, catch=(), gc_after_trial=False)
+                if not self._retry_ready(ostudy):
+                    break
         except TrainingInterrupted:
             if self.current is not None:
                 hand_back(ostudy, self.current)
             raise
+
+    def _retry_ready(self, ostudy) -> bool:
+        """After Optuna's grid sampler stopped with cells left whose trials are RUNNING elsewhere
+        (it counts a running cell as given out): wait until each such cell is finished by its
+        worker, or found dead (no heartbeat for GRACE_SECONDS: Optuna fails it and queues a retry).
+        True when a retry is queued for this worker to run."""
+        from optuna.exceptions import ExperimentalWarning
+        from optuna.storages import fail_stale_trials
+        from optuna.trial import TrialState
+
+        if self.study.document.search.kind != "grid":
+            return False
+        while not grid_done(self.study) and not self.should_stop():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                fail_stale_trials(ostudy)
+            states = {t.state for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))}
+            if TrialState.WAITING in states:
+                return True
+            if TrialState.RUNNING not in states:
+                return False
+            time.sleep(WAIT_SECONDS)
+        return False
 
     def _stop_when_asked(self, ostudy, trial) -> None:
         if self.should_stop() or grid_done(self.study):
